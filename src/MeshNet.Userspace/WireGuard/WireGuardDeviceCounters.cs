@@ -1,0 +1,105 @@
+namespace MeshNet.Userspace.WireGuard;
+
+/// <summary>
+/// Live counters of a <see cref="WireGuardDevice"/>: drops by reason and protocol events.
+/// Reads are lock-free snapshots of monotonically increasing values; thread-safe.
+/// </summary>
+public sealed class WireGuardDeviceCounters
+{
+    private static readonly int ReasonCount = Enum.GetValues<WireGuardDropReason>().Length;
+
+    private readonly long[] _drops = new long[ReasonCount];
+    private long _initiationsSent;
+    private long _responsesSent;
+    private long _cookieRepliesSent;
+    private long _cookieRepliesAccepted;
+    private long _sessionsEstablished;
+    private long _keepalivesSent;
+    private long _transportSent;
+    private long _transportReceived;
+
+    /// <summary>How many datagrams or packets were dropped for <paramref name="reason"/>.</summary>
+    public long this[WireGuardDropReason reason] => Volatile.Read(ref _drops[(int)reason]);
+
+    /// <summary>The sum of all drop counters.</summary>
+    public long TotalDropped
+    {
+        get
+        {
+            long total = 0;
+            for (int i = 0; i < _drops.Length; i++)
+            {
+                total += Volatile.Read(ref _drops[i]);
+            }
+            return total;
+        }
+    }
+
+    /// <summary>Handshake initiations sent (first tries and retries).</summary>
+    public long HandshakeInitiationsSent => Volatile.Read(ref _initiationsSent);
+
+    /// <summary>Handshake responses sent.</summary>
+    public long HandshakeResponsesSent => Volatile.Read(ref _responsesSent);
+
+    /// <summary>Cookie replies sent while under load.</summary>
+    public long CookieRepliesSent => Volatile.Read(ref _cookieRepliesSent);
+
+    /// <summary>Cookie replies received and accepted.</summary>
+    public long CookieRepliesAccepted => Volatile.Read(ref _cookieRepliesAccepted);
+
+    /// <summary>Sessions (keypairs) derived, as initiator or responder.</summary>
+    public long SessionsEstablished => Volatile.Read(ref _sessionsEstablished);
+
+    /// <summary>Keepalive (empty transport) messages sent.</summary>
+    public long KeepalivesSent => Volatile.Read(ref _keepalivesSent);
+
+    /// <summary>Transport messages sent (data and keepalives).</summary>
+    public long TransportMessagesSent => Volatile.Read(ref _transportSent);
+
+    /// <summary>Transport messages received and authenticated.</summary>
+    public long TransportMessagesReceived => Volatile.Read(ref _transportReceived);
+
+    /// <summary>Every drop counter that is not zero.</summary>
+    public IReadOnlyDictionary<WireGuardDropReason, long> DropsSnapshot()
+    {
+        var result = new Dictionary<WireGuardDropReason, long>();
+        foreach (var reason in Enum.GetValues<WireGuardDropReason>())
+        {
+            long value = this[reason];
+            if (value != 0)
+            {
+                result[reason] = value;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>A one-line summary of the non-zero counters, for logs and test failures.</summary>
+    public override string ToString()
+    {
+        var drops = string.Join(", ", DropsSnapshot().Select(pair => $"{pair.Key}={pair.Value}"));
+        return $"initiations={HandshakeInitiationsSent} responses={HandshakeResponsesSent} sessions={SessionsEstablished} " +
+            $"cookiesSent={CookieRepliesSent} cookiesAccepted={CookieRepliesAccepted} keepalives={KeepalivesSent} " +
+            $"sent={TransportMessagesSent} received={TransportMessagesReceived} drops=[{drops}]";
+    }
+
+    internal void Drop(WireGuardDropReason reason) => Interlocked.Increment(ref _drops[(int)reason]);
+
+    internal void Drop(WireGuardDropReason reason, int count) => Interlocked.Add(ref _drops[(int)reason], count);
+
+    internal void InitiationSent() => Interlocked.Increment(ref _initiationsSent);
+
+    internal void ResponseSent() => Interlocked.Increment(ref _responsesSent);
+
+    internal void CookieReplySent() => Interlocked.Increment(ref _cookieRepliesSent);
+
+    internal void CookieReplyAccepted() => Interlocked.Increment(ref _cookieRepliesAccepted);
+
+    internal void SessionEstablished() => Interlocked.Increment(ref _sessionsEstablished);
+
+    internal void KeepaliveSent() => Interlocked.Increment(ref _keepalivesSent);
+
+    internal void TransportSent() => Interlocked.Increment(ref _transportSent);
+
+    internal void TransportReceived() => Interlocked.Increment(ref _transportReceived);
+}
