@@ -264,7 +264,7 @@ internal sealed partial class Peer : IDisposable
         Timers.Dispose();
         ZeroAndFlushAll();
         Handshake.Dispose();
-        (CookieGenerator as IDisposable)?.Dispose();
+        CookieGenerator.Dispose();
     }
 
     /// <summary>Immutable holder so the endpoint (a multi-word struct) can be swapped atomically.</summary>

@@ -197,6 +197,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
         {
             ThrowIfDisposed();
             var old = _context.Identity;
+            var oldChecker = _context.CookieChecker;
             var identity = new StaticIdentity(CopyPrivateKey(privateKey));
             _context.Identity = identity;
             _context.CookieChecker = new CookieChecker(identity.PublicKey, _context.Time);
@@ -211,9 +212,9 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
                 peer.ExpireCurrentKeypairs();
             }
             DeviceLog.PrivateKeyChanged(_context.Logger);
-            // The previous identity may still be in use by a handshake being processed; its
-            // NSec handle zeroes itself when collected. Dispose it once nothing can reach it.
-            _ = RetireIdentityLaterAsync(old);
+            // The previous identity may still be in use by a handshake being processed right
+            // now: zero it once nothing can be using it any more.
+            _ = RetireIdentityLaterAsync(old, oldChecker);
         }
     }
 
@@ -290,7 +291,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
         }
     }
 
-    private async Task RetireIdentityLaterAsync(StaticIdentity identity)
+    private async Task RetireIdentityLaterAsync(StaticIdentity identity, CookieChecker checker)
     {
         try
         {
@@ -300,6 +301,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
         {
         }
         identity.PrivateKey.Dispose();
+        checker.Dispose();
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
@@ -372,6 +374,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
         _context.Bind.Dispose();
         DeviceLog.Stopped(_context.Logger, PublicKey.ToShortString());
         _context.Identity.PrivateKey.Dispose();
+        _context.CookieChecker.Dispose();
         _stopping.Dispose();
     }
 
