@@ -1,0 +1,304 @@
+using System.Net;
+using MeshNet.Tests.Shared;
+using MeshNet.Userspace.Crypto;
+using MeshNet.Userspace.WireGuard;
+
+namespace MeshNet.Userspace.Tests.WireGuard;
+
+/// <summary>Handshakes, key confirmation and session lifetimes between two in-memory devices.</summary>
+[Trait("Category", "Unit")]
+public sealed class WireGuardDeviceHandshakeTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FirstPacketStartsAHandshakeAndIsDeliveredAfterIt(bool ipv6)
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+
+        var sent = DeviceTestBed.SendUdp(a, b, 200, ipv6);
+        a.PeerOf(b).StagedCount.Should().Be(1, "the packet waits for the handshake");
+        bed.Pump();
+
+        b.Inbound.Drain().Should().ContainSingle().Which.Should().Equal(sent);
+        a.Counters.HandshakeInitiationsSent.Should().Be(1);
+        b.Counters.HandshakeResponsesSent.Should().Be(1);
+        a.Counters.SessionsEstablished.Should().Be(1);
+        b.Counters.SessionsEstablished.Should().Be(1);
+        a.Counters.TotalDropped.Should().Be(0, a.Counters.ToString());
+        b.Counters.TotalDropped.Should().Be(0, b.Counters.ToString());
+        a.Device.GetPeer(b.Device.PublicKey)!.LastHandshake.Should().Be(bed.Time.GetUtcNow());
+    }
+
+    [Fact]
+    public void TrafficFlowsBothWaysAfterTheHandshake()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+
+        for (int i = 0; i < 50; i++)
+        {
+            DeviceTestBed.SendUdp(a, b, i * 20, ipv6: i % 2 == 0, fill: (byte)i);
+            DeviceTestBed.SendUdp(b, a, i * 20 + 1, ipv6: i % 2 == 1, fill: (byte)i);
+            bed.Pump();
+        }
+        b.Inbound.Drain().Should().HaveCount(50);
+        a.Inbound.Drain().Should().HaveCount(50);
+        a.Counters.SessionsEstablished.Should().Be(1, "one handshake serves the whole exchange");
+        b.Counters.TotalDropped.Should().Be(0, b.Counters.ToString());
+    }
+
+    [Fact]
+    public void ResponderKeepsTheNewSessionAsNextUntilTheInitiatorConfirmsIt()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        // Hold back A's keepalive (the confirmation) to look at B in between.
+        bool holdTransport = true;
+        bed.Policy = (from, to, datagram) => holdTransport && from == a.Endpoint && datagram[0] == 4
+            ? Conn.MemoryVerdict.Drop
+            : Conn.MemoryVerdict.Deliver;
+
+        a.PeerOf(b).SendHandshakeInitiation(isRetry: false);
+        bed.Pump();
+        var bPeer = b.PeerOf(a);
+        bPeer.NextKeypair.Should().NotBeNull("the responder derived a session");
+        bPeer.CurrentKeypair.Should().BeNull("but may not send on it before key confirmation");
+        a.PeerOf(b).CurrentKeypair.Should().NotBeNull("the initiator can use its session at once");
+        a.Counters.KeepalivesSent.Should().Be(1, "the initiator confirms with a keepalive right away");
+
+        // B's packet must wait (staged), not go out on an unconfirmed session.
+        DeviceTestBed.SendUdp(b, a);
+        bed.Pump();
+        a.Inbound.Drain().Should().BeEmpty();
+        bPeer.StagedCount.Should().Be(1);
+
+        holdTransport = false;
+        a.PeerOf(b).SendKeepalive();
+        bed.Pump();
+        bPeer.CurrentKeypair.Should().NotBeNull("the first packet on 'next' confirms it");
+        bPeer.NextKeypair.Should().BeNull();
+        a.Inbound.Drain().Should().ContainSingle("the staged packet is flushed on confirmation");
+    }
+
+    [Fact]
+    public void MatchingPresharedKeysConnectAndMismatchedOnesDoNot()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        using var psk = WireGuardPresharedKey.Generate();
+        DeviceTestBed.Connect(a, b, psk: psk);
+        DeviceTestBed.SendUdp(a, b);
+        bed.Pump();
+        b.Inbound.Drain().Should().ContainSingle();
+        a.Device.GetPeer(b.Device.PublicKey)!.HasPresharedKey.Should().BeTrue();
+
+        var c = bed.AddNode("c", 3);
+        using var other = WireGuardPresharedKey.Generate();
+        a.Device.SetPeer(DeviceTestBed.PeerConfig(c, psk: psk));
+        c.Device.SetPeer(DeviceTestBed.PeerConfig(a, psk: other));
+        DeviceTestBed.SendUdp(a, c);
+        bed.Pump();
+        c.Inbound.Drain().Should().BeEmpty();
+        a.Counters[WireGuardDropReason.HandshakeFailed].Should().Be(1, "the response does not authenticate with the wrong psk");
+    }
+
+    [Fact]
+    public void InitiatorRekeysOnSendAfter120Seconds()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        DeviceTestBed.SendUdp(a, b);
+        bed.Pump();
+        var first = a.PeerOf(b).CurrentKeypair;
+
+        bed.Advance(TimeSpan.FromSeconds(119));
+        DeviceTestBed.SendUdp(a, b);
+        bed.Pump();
+        a.Counters.HandshakeInitiationsSent.Should().Be(1, "a 119 s old session is still fresh");
+
+        bed.Advance(TimeSpan.FromSeconds(1.5));
+        DeviceTestBed.SendUdp(a, b);
+        bed.Pump();
+        a.Counters.HandshakeInitiationsSent.Should().Be(2, "past RekeyAfterTime the initiator rekeys");
+        a.PeerOf(b).CurrentKeypair.Should().NotBeSameAs(first);
+        a.PeerOf(b).PreviousKeypair.Should().BeSameAs(first, "the old session stays as previous for in-flight packets");
+        b.Inbound.Drain().Should().HaveCount(3, "no packet was lost across the rekey");
+    }
+
+    [Fact]
+    public void ResponderDoesNotRekeyByTimeOnSend()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        DeviceTestBed.SendUdp(a, b);
+        bed.Pump();
+        DeviceTestBed.SendUdp(b, a);
+        bed.Pump();
+
+        bed.Advance(TimeSpan.FromSeconds(130), TimeSpan.FromSeconds(1));
+        DeviceTestBed.SendUdp(b, a);
+        bed.Pump();
+        b.Counters.HandshakeInitiationsSent.Should().Be(0, "only the initiator rekeys by age on send");
+    }
+
+    [Fact]
+    public void RekeyByMessageCount()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        DeviceTestBed.SendUdp(a, b);
+        bed.Pump();
+        // The responder's session is past RekeyAfterMessages: its next send starts a handshake.
+        DeviceTestBed.SendUdp(b, a);
+        bed.Pump();
+        b.PeerOf(a).CurrentKeypair!.SetSendNonceForTest(WireGuardProtocol.RekeyAfterMessages + 1);
+        DeviceTestBed.SendUdp(b, a);
+        bed.Pump();
+        b.Counters.HandshakeInitiationsSent.Should().Be(1);
+        a.Inbound.Drain().Should().HaveCount(2);
+    }
+
+    [Fact]
+    public void SessionIsNotUsedPastRejectAfterMessages()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        DeviceTestBed.SendUdp(a, b);
+        bed.Pump();
+        var exhausted = a.PeerOf(b).CurrentKeypair!;
+        exhausted.SetSendNonceForTest(WireGuardProtocol.RejectAfterMessages);
+        long sentBefore = a.Counters.TransportMessagesSent;
+        bed.Time.Advance(TimeSpan.FromSeconds(6)); // past the 5 s initiation rate limit
+
+        DeviceTestBed.SendUdp(a, b);
+        a.Counters.TransportMessagesSent.Should().Be(sentBefore, "no packet may use a counter >= RejectAfterMessages");
+        a.Counters.HandshakeInitiationsSent.Should().Be(2);
+        bed.Pump();
+        b.Inbound.Drain().Should().HaveCount(2, "the packet went out on the new session");
+        a.PeerOf(b).CurrentKeypair.Should().NotBeSameAs(exhausted);
+    }
+
+    [Fact]
+    public void SessionOlderThan180SecondsIsRejectedBothWays()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        DeviceTestBed.SendUdp(a, b);
+        bed.Pump();
+        b.Inbound.Drain();
+
+        // Capture a transport message on the old session, then let the session expire while
+        // the network is down.
+        DeviceTestBed.SendUdp(a, b);
+        var oldTransport = bed.Captured.Last(c => c.From == a.Endpoint && c.Datagram[0] == 4).Datagram;
+        bed.Pump();
+        b.Inbound.Drain();
+        bed.Policy = (_, _, _) => Conn.MemoryVerdict.Drop;
+        bed.Time.Advance(TimeSpan.FromSeconds(181));
+
+        long sentBefore = a.Counters.TransportMessagesSent;
+        DeviceTestBed.SendUdp(a, b);
+        a.Counters.TransportMessagesSent.Should().Be(sentBefore, "a session past RejectAfterTime is never used to send");
+        a.PeerOf(b).StagedCount.Should().Be(1);
+
+        // Replaying a captured message (new counter space is irrelevant: it is expired).
+        bed.Policy = null;
+        var attacker = bed.Attacker("192.0.2.66");
+        var replay = (byte[])oldTransport.Clone();
+        replay[8] ^= 0x7F; // a counter never seen, so only the age can reject it
+        attacker.Send(replay, b.Endpoint);
+        bed.Network.DeliverPending();
+        b.Counters[WireGuardDropReason.ExpiredSession].Should().Be(1);
+        b.Inbound.Drain().Should().BeEmpty();
+    }
+
+    [Fact]
+    public void ReplayedInitiationAndInitiationFloodAreDropped()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        a.PeerOf(b).SendHandshakeInitiation(isRetry: false);
+        var initiation = bed.CapturedFrom(a, 1).Single();
+        bed.Pump();
+        b.Counters.HandshakeResponsesSent.Should().Be(1);
+
+        // The very same initiation again: its timestamp is not newer.
+        var attacker = bed.Attacker("192.0.2.66");
+        bed.Time.Advance(TimeSpan.FromSeconds(1));
+        attacker.Send(initiation, b.Endpoint);
+        bed.Pump();
+        b.Counters[WireGuardDropReason.ReplayedInitiation].Should().Be(1);
+        b.PeerOf(a).Endpoint.Should().Be(a.Endpoint, "an unauthenticated replay never moves the endpoint");
+
+        // Two fresh initiations 17 ms apart: newer timestamps (TAI64N moves in ~16.8 ms steps),
+        // but the second comes within 20 ms of the first.
+        var protocol = a.Device.Context.Handshakes;
+        var first = new byte[WireGuardProtocol.InitiationSize];
+        var second = new byte[WireGuardProtocol.InitiationSize];
+        protocol.CreateInitiation(a.PeerOf(b), first).Should().BeTrue();
+        a.PeerOf(b).CookieGenerator.AddMacs(first);
+        bed.Time.Advance(TimeSpan.FromMilliseconds(17));
+        protocol.CreateInitiation(a.PeerOf(b), second).Should().BeTrue();
+        a.PeerOf(b).CookieGenerator.AddMacs(second);
+        attacker.Send(first, b.Endpoint);
+        bed.Network.DeliverPending();
+        b.Device.ProcessPendingHandshakes();
+        attacker.Send(second, b.Endpoint);
+        bed.Network.DeliverPending();
+        b.Device.ProcessPendingHandshakes();
+        b.Counters[WireGuardDropReason.InitiationFlood].Should().Be(1);
+        b.Counters.HandshakeResponsesSent.Should().Be(2);
+    }
+
+    [Fact]
+    public void ExchangeIsAllocationFreeInSteadyState()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        var packet = IpPacketBuilder.Udp(a.TunnelV4, b.TunnelV4, 1, 2, new byte[1200]);
+        bed.Network.Filter = null; // the capturing filter copies datagrams
+        for (int i = 0; i < 200; i++)
+        {
+            a.Device.WritePacket(packet);
+            bed.Network.DeliverPending();
+            b.Device.ProcessPendingHandshakes();
+            a.Device.ProcessPendingHandshakes();
+            bed.Network.DeliverPending();
+        }
+        b.Inbound.Drain().Should().HaveCount(200);
+        b.Inbound.KeepPackets = false;
+        long delivered = b.Inbound.Count;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5000; i++)
+        {
+            a.Device.WritePacket(packet);
+            bed.Network.DeliverPending();
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        (b.Inbound.Count - delivered).Should().Be(5000);
+        allocated.Should().BeLessThan(32 * 1024, "encrypting, sending, receiving and decrypting allocate nothing per packet");
+    }
+}
