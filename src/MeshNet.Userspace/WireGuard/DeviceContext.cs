@@ -28,9 +28,12 @@ internal sealed class DeviceContext
 {
     private volatile StaticIdentity _identity;
 
+    private readonly Random _jitter;
+
     public DeviceContext(StaticIdentity identity, IUdpBind bind, IPacketSink sink, TimeProvider time, ILogger logger, int mtu,
-        Func<Key> ephemeralKeyFactory)
+        Func<Key> ephemeralKeyFactory, Random? jitter)
     {
+        _jitter = jitter ?? Random.Shared;
         _identity = identity;
         Bind = bind;
         Sink = sink;
@@ -88,5 +91,15 @@ internal sealed class DeviceContext
     public bool IsOlderThan(long timestamp, TimeSpan duration, long now) => now - timestamp > ToTimestampTicks(duration);
 
     /// <summary>A random jitter in [0, max) milliseconds.</summary>
-    public static TimeSpan Jitter(int maxMilliseconds) => TimeSpan.FromMilliseconds(Random.Shared.Next(maxMilliseconds));
+    public TimeSpan Jitter(int maxMilliseconds)
+    {
+        if (ReferenceEquals(_jitter, Random.Shared))
+        {
+            return TimeSpan.FromMilliseconds(_jitter.Next(maxMilliseconds));
+        }
+        lock (_jitter)
+        {
+            return TimeSpan.FromMilliseconds(_jitter.Next(maxMilliseconds));
+        }
+    }
 }

@@ -240,8 +240,18 @@ internal sealed partial class Peer : IDisposable
         FlushStagedPackets(WireGuardDropReason.HandshakeGaveUp);
     }
 
-    /// <summary>Expires every session now (used when the device's own key changes).</summary>
-    public void ExpireCurrentKeypairs() => ZeroAndFlushAll();
+    /// <summary>
+    /// Ends every session and the handshake in flight because the device's own key changed;
+    /// the next packet starts a handshake at once (the initiation rate limit restarts too).
+    /// </summary>
+    public void ResetForNewIdentity()
+    {
+        ZeroAndFlushAll();
+        lock (Handshake.Sync)
+        {
+            Handshake.LastSentHandshake = null;
+        }
+    }
 
     private void RetireKeypair(Keypair? keypair)
     {

@@ -65,7 +65,7 @@ internal sealed class PeerTimers : IDisposable
         if (Active && !_newHandshake.IsPending)
         {
             _newHandshake.Mod(WireGuardProtocol.KeepaliveTimeout + WireGuardProtocol.RekeyTimeout +
-                DeviceContext.Jitter(WireGuardProtocol.RekeyTimeoutJitterMaxMilliseconds));
+                _device.Jitter(WireGuardProtocol.RekeyTimeoutJitterMaxMilliseconds));
         }
     }
 
@@ -120,7 +120,7 @@ internal sealed class PeerTimers : IDisposable
         if (Active)
         {
             _retransmitHandshake.Mod(WireGuardProtocol.RekeyTimeout +
-                DeviceContext.Jitter(WireGuardProtocol.RekeyTimeoutJitterMaxMilliseconds));
+                _device.Jitter(WireGuardProtocol.RekeyTimeoutJitterMaxMilliseconds));
         }
     }
 

@@ -46,7 +46,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
         var logger = options.LoggerFactory?.CreateLogger<WireGuardDevice>() ?? (ILogger)NullLogger.Instance;
         var ephemeral = options.EphemeralKeyFactory ?? CreateEphemeralKey;
         _context = new DeviceContext(new StaticIdentity(privateKey), options.Bind!, options.InboundSink!,
-            options.TimeProvider, logger, options.Mtu, ephemeral);
+            options.TimeProvider, logger, options.Mtu, ephemeral, options.JitterRandom);
         _context.Handshakes = new HandshakeProtocol(_context, LookupPeer);
         _handshakeQueue = Channel.CreateBounded<QueuedHandshake>(new BoundedChannelOptions(WireGuardProtocol.HandshakeQueueCapacity)
         {
@@ -209,7 +209,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
             foreach (var peer in _peers.Values)
             {
                 peer.RecomputeStaticStatic(identity);
-                peer.ExpireCurrentKeypairs();
+                peer.ResetForNewIdentity();
             }
             DeviceLog.PrivateKeyChanged(_context.Logger);
             // The previous identity may still be in use by a handshake being processed right

@@ -49,6 +49,9 @@ public sealed class WireGuardDeviceOptions
     /// </summary>
     internal bool ManualHandshakeProcessing { get; set; }
 
+    /// <summary>Test hook: the source of timer jitter (default: the shared thread-safe generator).</summary>
+    internal Random? JitterRandom { get; set; }
+
     /// <summary>Test hook: supplies ephemeral keys (default: fresh random X25519 keys).</summary>
     internal Func<NSec.Cryptography.Key>? EphemeralKeyFactory { get; set; }
 

@@ -111,6 +111,7 @@ internal sealed class DeviceTestBed : IDisposable
             ListenPort = 51820,
             TimeProvider = Time,
             ManualHandshakeProcessing = true,
+            JitterRandom = new Random(index),
         };
         configure?.Invoke(options);
         var device = WireGuardDevice.StartAsync(options).AsTask().GetAwaiter().GetResult();

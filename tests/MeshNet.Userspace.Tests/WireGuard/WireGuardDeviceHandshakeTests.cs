@@ -1,5 +1,6 @@
 using System.Net;
 using MeshNet.Tests.Shared;
+using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.WireGuard;
 
@@ -41,16 +42,23 @@ public sealed class WireGuardDeviceHandshakeTests
         var b = bed.AddNode("b", 2);
         DeviceTestBed.Connect(a, b);
 
+        // Both sides start at once: their initiations cross, each answers the other's and the
+        // answers to the superseded initiations are dropped (as in wireguard-go and Linux);
+        // the retransmit timer resolves it within RekeyTimeout + jitter.
         for (int i = 0; i < 50; i++)
         {
             DeviceTestBed.SendUdp(a, b, i * 20, ipv6: i % 2 == 0, fill: (byte)i);
             DeviceTestBed.SendUdp(b, a, i * 20 + 1, ipv6: i % 2 == 1, fill: (byte)i);
             bed.Pump();
+            if (i == 0)
+            {
+                bed.Advance(TimeSpan.FromSeconds(12), TimeSpan.FromMilliseconds(10));
+            }
         }
-        b.Inbound.Drain().Should().HaveCount(50);
+        b.Inbound.Drain().Should().HaveCount(50, "A: " + a.Counters + " B: " + b.Counters);
         a.Inbound.Drain().Should().HaveCount(50);
-        a.Counters.SessionsEstablished.Should().Be(1, "one handshake serves the whole exchange");
-        b.Counters.TotalDropped.Should().Be(0, b.Counters.ToString());
+        b.Counters[WireGuardDropReason.UnexpectedResponse].Should().BeLessThanOrEqualTo(1);
+        (b.Counters.TotalDropped - b.Counters[WireGuardDropReason.UnexpectedResponse]).Should().Be(0, b.Counters.ToString());
     }
 
     [Fact]
@@ -63,8 +71,8 @@ public sealed class WireGuardDeviceHandshakeTests
         // Hold back A's keepalive (the confirmation) to look at B in between.
         bool holdTransport = true;
         bed.Policy = (from, to, datagram) => holdTransport && from == a.Endpoint && datagram[0] == 4
-            ? Conn.MemoryVerdict.Drop
-            : Conn.MemoryVerdict.Deliver;
+            ? MemoryVerdict.Drop
+            : MemoryVerdict.Deliver;
 
         a.PeerOf(b).SendHandshakeInitiation(isRetry: false);
         bed.Pump();
@@ -167,6 +175,7 @@ public sealed class WireGuardDeviceHandshakeTests
         DeviceTestBed.SendUdp(b, a);
         bed.Pump();
         b.PeerOf(a).CurrentKeypair!.SetSendNonceForTest(WireGuardProtocol.RekeyAfterMessages + 1);
+        bed.Advance(TimeSpan.FromSeconds(6)); // past the initiation rate limit set by B's response
         DeviceTestBed.SendUdp(b, a);
         bed.Pump();
         b.Counters.HandshakeInitiationsSent.Should().Be(1);
@@ -212,7 +221,7 @@ public sealed class WireGuardDeviceHandshakeTests
         var oldTransport = bed.Captured.Last(c => c.From == a.Endpoint && c.Datagram[0] == 4).Datagram;
         bed.Pump();
         b.Inbound.Drain();
-        bed.Policy = (_, _, _) => Conn.MemoryVerdict.Drop;
+        bed.Policy = (_, _, _) => MemoryVerdict.Drop;
         bed.Time.Advance(TimeSpan.FromSeconds(181));
 
         long sentBefore = a.Counters.TransportMessagesSent;
