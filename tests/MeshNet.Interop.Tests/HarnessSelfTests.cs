@@ -240,12 +240,12 @@ public sealed class HarnessSelfTests
             + "peer1=\t(none)\t10.0.0.2:51820\t10.77.0.2/32,fd77::2/128\t1700000000\t1234\t5678\t25\n"
             + "peer2=\tpsk=\t[fd6d::2]:1000\t(none)\t0\t0\t0\toff\n";
 
-        var peers = WireGuardPeerStatus.ParseDump(Dump);
+        var peers = WgShowPeer.ParseDump(Dump);
 
         peers.Should().HaveCount(2);
-        peers[0].Should().BeEquivalentTo(new WireGuardPeerStatus(
+        peers[0].Should().BeEquivalentTo(new WgShowPeer(
             "peer1=", null, "10.0.0.2:51820", ["10.77.0.2/32", "fd77::2/128"], DateTimeOffset.FromUnixTimeSeconds(1_700_000_000), 1234, 5678, 25));
-        peers[1].Should().BeEquivalentTo(new WireGuardPeerStatus("peer2=", "psk=", "[fd6d::2]:1000", [], null, 0, 0, null));
+        peers[1].Should().BeEquivalentTo(new WgShowPeer("peer2=", "psk=", "[fd6d::2]:1000", [], null, 0, 0, null));
     }
 
     [Fact]

@@ -44,6 +44,42 @@ internal static class IpPacketBuilder
         return Wrap(source, destination, v6 ? ProtocolIcmpV6 : ProtocolIcmp, icmp);
     }
 
+    /// <summary>An ICMP (IPv4) or ICMPv6 echo reply.</summary>
+    public static byte[] EchoReply(IPAddress source, IPAddress destination, ushort identifier, ushort sequence, ReadOnlySpan<byte> payload)
+    {
+        var packet = EchoRequest(source, destination, identifier, sequence, payload);
+        bool v6 = source.AddressFamily == AddressFamily.InterNetworkV6;
+        int offset = v6 ? 40 : 20;
+        packet[offset] = v6 ? (byte)129 : (byte)0;
+        // Type changes by 8 (IPv4) or 1 (IPv6) in the high byte of the first word: adjust the checksum.
+        packet[offset + 2] = packet[offset + 3] = 0;
+        var icmp = packet.AsSpan(offset);
+        ushort checksum = v6 ? TransportChecksum(source, destination, ProtocolIcmpV6, icmp) : Fold(Sum(icmp, 0));
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], checksum);
+        return packet;
+    }
+
+    /// <summary>True for an ICMP/ICMPv6 echo request; returns its identifier, sequence and payload.</summary>
+    public static bool TryParseEchoRequest(ReadOnlySpan<byte> packet, out IPAddress source, out IPAddress destination,
+        out ushort identifier, out ushort sequence, out byte[] payload)
+    {
+        identifier = sequence = 0;
+        payload = [];
+        if (!TryParseIp(packet, out source, out destination, out byte protocol, out var body) || body.Length < 8)
+        {
+            return false;
+        }
+        bool request = (protocol == ProtocolIcmp && body[0] == 8) || (protocol == ProtocolIcmpV6 && body[0] == 128);
+        if (!request)
+        {
+            return false;
+        }
+        identifier = BinaryPrimitives.ReadUInt16BigEndian(body[4..]);
+        sequence = BinaryPrimitives.ReadUInt16BigEndian(body[6..]);
+        payload = body[8..].ToArray();
+        return true;
+    }
+
     /// <summary>Wraps a transport payload in an IPv4 (with header checksum) or IPv6 header.</summary>
     public static byte[] Wrap(IPAddress source, IPAddress destination, byte protocol, ReadOnlySpan<byte> body)
     {

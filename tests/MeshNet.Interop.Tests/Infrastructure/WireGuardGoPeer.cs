@@ -228,17 +228,17 @@ public sealed class WireGuardGoPeer : IAsyncDisposable
     }
 
     /// <summary>Every peer as reported by <c>wg show IF dump</c>.</summary>
-    public async Task<IReadOnlyList<WireGuardPeerStatus>> GetPeerStatusAsync(CancellationToken cancellationToken = default)
-        => WireGuardPeerStatus.ParseDump((await WgAsync(["show", InterfaceName, "dump"], cancellationToken).ConfigureAwait(false)).StandardOutput);
+    public async Task<IReadOnlyList<WgShowPeer>> GetPeerStatusAsync(CancellationToken cancellationToken = default)
+        => WgShowPeer.ParseDump((await WgAsync(["show", InterfaceName, "dump"], cancellationToken).ConfigureAwait(false)).StandardOutput);
 
     /// <summary>One peer's status, or null when the interface has no such peer.</summary>
-    public async Task<WireGuardPeerStatus?> GetPeerStatusAsync(string publicKeyBase64, CancellationToken cancellationToken = default)
+    public async Task<WgShowPeer?> GetPeerStatusAsync(string publicKeyBase64, CancellationToken cancellationToken = default)
         => (await GetPeerStatusAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(p => p.PublicKey == publicKeyBase64);
 
     /// <summary>Polls until the peer reports a handshake later than <paramref name="after"/> (default: any), for at most <paramref name="timeout"/> (default 15 s).</summary>
-    public async Task<WireGuardPeerStatus> WaitForHandshakeAsync(string publicKeyBase64, DateTimeOffset? after = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public async Task<WgShowPeer> WaitForHandshakeAsync(string publicKeyBase64, DateTimeOffset? after = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
-        WireGuardPeerStatus? status = null;
+        WgShowPeer? status = null;
         await Poll.UntilAsync(
             async ct =>
             {

@@ -11,7 +11,7 @@ namespace MeshNet.Interop.Tests.Infrastructure;
 /// <param name="RxBytes">Bytes received from the peer.</param>
 /// <param name="TxBytes">Bytes sent to the peer.</param>
 /// <param name="PersistentKeepalive">The persistent keepalive interval in seconds, or null when off.</param>
-public sealed record WireGuardPeerStatus(
+public sealed record WgShowPeer(
     string PublicKey,
     string? PresharedKey,
     string? Endpoint,
@@ -27,7 +27,7 @@ public sealed record WireGuardPeerStatus(
     /// (public key, preshared key, endpoint, allowed ips, latest handshake, rx, tx, keepalive).
     /// </summary>
     /// <exception cref="FormatException">A line does not have the expected fields.</exception>
-    public static IReadOnlyList<WireGuardPeerStatus> ParseDump(string dump)
+    public static IReadOnlyList<WgShowPeer> ParseDump(string dump)
     {
         ArgumentNullException.ThrowIfNull(dump);
         return dump.Split('\n', StringSplitOptions.RemoveEmptyEntries)
@@ -36,7 +36,7 @@ public sealed record WireGuardPeerStatus(
             .ToList();
     }
 
-    private static WireGuardPeerStatus ParsePeerLine(string line)
+    private static WgShowPeer ParsePeerLine(string line)
     {
         var f = line.TrimEnd('\r').Split('\t');
         if (f.Length != 8)
@@ -45,7 +45,7 @@ public sealed record WireGuardPeerStatus(
         }
 
         var handshake = long.Parse(f[4], NumberStyles.None, CultureInfo.InvariantCulture);
-        return new WireGuardPeerStatus(
+        return new WgShowPeer(
             f[0],
             f[1] == "(none)" ? null : f[1],
             f[2] == "(none)" ? null : f[2],
