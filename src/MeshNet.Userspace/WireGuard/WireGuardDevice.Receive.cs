@@ -269,10 +269,7 @@ public sealed partial class WireGuardDevice
                 counters.Drop(reason);
                 return;
             }
-            peer.SetEndpointFromPacket(source);
-            peer.AddReceivedBytes(message.Length);
-            peer.Timers.AnyAuthenticatedPacketTraversal();
-            peer.Timers.AnyAuthenticatedPacketReceived();
+            OnAuthenticatedHandshake(peer, source, message.Length);
             peer.SendHandshakeResponse();
         }
         else
@@ -283,10 +280,7 @@ public sealed partial class WireGuardDevice
                 counters.Drop(reason);
                 return;
             }
-            peer.SetEndpointFromPacket(source);
-            peer.AddReceivedBytes(message.Length);
-            peer.Timers.AnyAuthenticatedPacketTraversal();
-            peer.Timers.AnyAuthenticatedPacketReceived();
+            OnAuthenticatedHandshake(peer, source, message.Length);
             if (!_context.Handshakes.BeginSymmetricSession(peer))
             {
                 return;
@@ -296,6 +290,15 @@ public sealed partial class WireGuardDevice
             DeviceLog.SessionEstablished(_context.Logger, peer.ShortKey, "initiator");
             peer.SendKeepalive();
         }
+    }
+
+    /// <summary>An initiation or response authenticated: roam to its source and feed the timers.</summary>
+    private static void OnAuthenticatedHandshake(Peer peer, in UdpEndpoint source, int length)
+    {
+        peer.SetEndpointFromPacket(source);
+        peer.AddReceivedBytes(length);
+        peer.Timers.AnyAuthenticatedPacketTraversal();
+        peer.Timers.AnyAuthenticatedPacketReceived();
     }
 
     private void SendCookieReply(CookieChecker checker, ReadOnlySpan<byte> message, in UdpEndpoint source)
