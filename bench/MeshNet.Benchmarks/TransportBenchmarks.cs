@@ -13,6 +13,7 @@ using BenchmarkDotNet.Configs;
 using MeshNet.Benchmarks.Infrastructure;
 using MeshNet.Userspace.Conn;
 using NSec.Cryptography;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Benchmarks;
 
@@ -65,7 +66,7 @@ public class TransportBenchmarks
     private CaptureBind _captured = null!;
     private DiscardSink _sink = null!;
     private IDatagramReceiver _receiver = null!;
-    private UdpEndpoint _remoteEndpoint;
+    private NetEndpoint _remoteEndpoint;
     private byte[] _outbound = null!;
     private byte[] _inbound = null!;
     private byte[] _rawBuffer = null!;

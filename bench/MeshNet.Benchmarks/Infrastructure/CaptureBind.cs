@@ -1,4 +1,5 @@
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Benchmarks.Infrastructure;
 
@@ -29,7 +30,7 @@ internal sealed class CaptureBind(int capacity, int slotSize) : IUdpBind
         return Port;
     }
 
-    public bool Send(ReadOnlySpan<byte> datagram, in UdpEndpoint destination)
+    public bool Send(ReadOnlySpan<byte> datagram, in NetEndpoint destination)
     {
         if (Count == _slots.Length || datagram.Length > _slots[Count].Length)
         {

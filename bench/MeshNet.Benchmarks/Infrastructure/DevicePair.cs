@@ -4,6 +4,7 @@ using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Link;
 using MeshNet.Userspace.WireGuard;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Benchmarks.Infrastructure;
 
@@ -54,10 +55,10 @@ internal sealed class DevicePair : IDisposable
     internal Peer InitiatorOnResponder { get; }
 
     /// <summary>The initiator's address as the responder sees it (the source of its datagrams).</summary>
-    public static UdpEndpoint InitiatorEndpoint => UdpEndpoint.FromIPEndPoint(InitiatorAddress);
+    public static NetEndpoint InitiatorEndpoint => NetEndpoint.FromIPEndPoint(InitiatorAddress);
 
     /// <summary>The responder's address as the initiator sees it.</summary>
-    public static UdpEndpoint ResponderEndpoint => UdpEndpoint.FromIPEndPoint(ResponderAddress);
+    public static NetEndpoint ResponderEndpoint => NetEndpoint.FromIPEndPoint(ResponderAddress);
 
     /// <summary>
     /// One complete handshake through the devices' own handshake code (no bind, no queue):

@@ -1,4 +1,5 @@
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Benchmarks.Infrastructure;
 
@@ -8,7 +9,7 @@ namespace MeshNet.Benchmarks.Infrastructure;
 /// datagram is copied to the stack first (receivers may modify it in place). No allocation, no
 /// queue, no thread: single-threaded benchmarks see the device's own cost only.
 /// </summary>
-internal sealed class LoopbackBind(UdpEndpoint localEndpoint) : IUdpBind
+internal sealed class LoopbackBind(NetEndpoint localEndpoint) : IUdpBind
 {
     private const int MaxDatagram = 2048;
 
@@ -18,7 +19,7 @@ internal sealed class LoopbackBind(UdpEndpoint localEndpoint) : IUdpBind
     public LoopbackBind? Remote { get; set; }
 
     /// <summary>The source endpoint the other end sees.</summary>
-    public UdpEndpoint LocalEndpoint { get; } = localEndpoint;
+    public NetEndpoint LocalEndpoint { get; } = localEndpoint;
 
     public ushort Port { get; private set; }
 
@@ -29,7 +30,7 @@ internal sealed class LoopbackBind(UdpEndpoint localEndpoint) : IUdpBind
         return Port;
     }
 
-    public bool Send(ReadOnlySpan<byte> datagram, in UdpEndpoint destination)
+    public bool Send(ReadOnlySpan<byte> datagram, in NetEndpoint destination)
     {
         var receiver = Remote?._receiver;
         if (receiver is null || datagram.Length > MaxDatagram)

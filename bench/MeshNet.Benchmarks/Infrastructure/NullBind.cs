@@ -1,4 +1,5 @@
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Benchmarks.Infrastructure;
 
@@ -21,7 +22,7 @@ internal sealed class NullBind : IUdpBind
         return Port;
     }
 
-    public bool Send(ReadOnlySpan<byte> datagram, in UdpEndpoint destination) => true;
+    public bool Send(ReadOnlySpan<byte> datagram, in NetEndpoint destination) => true;
 
     public void Close()
     {

@@ -1,3 +1,4 @@
+using MeshNet.Userspace.Net;
 namespace MeshNet.Userspace.Conn;
 
 /// <summary>
@@ -11,5 +12,5 @@ public interface IDatagramReceiver
     /// duration of the call and may be modified in place (for example, decrypted). The
     /// receiver must not throw; a bind that sees an exception logs it and keeps receiving.
     /// </summary>
-    void OnDatagram(Span<byte> datagram, in UdpEndpoint source);
+    void OnDatagram(Span<byte> datagram, in NetEndpoint source);
 }

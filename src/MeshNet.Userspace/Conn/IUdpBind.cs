@@ -1,3 +1,4 @@
+using MeshNet.Userspace.Net;
 namespace MeshNet.Userspace.Conn;
 
 /// <summary>
@@ -33,7 +34,7 @@ public interface IUdpBind : IDisposable
     /// closed bind); it returns false instead. The bind does not keep a reference to
     /// <paramref name="datagram"/> after returning.
     /// </summary>
-    bool Send(ReadOnlySpan<byte> datagram, in UdpEndpoint destination);
+    bool Send(ReadOnlySpan<byte> datagram, in NetEndpoint destination);
 
     /// <summary>The bound port, or 0 when closed.</summary>
     ushort Port { get; }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Conn;
 
@@ -37,7 +38,7 @@ public sealed class MemoryBind : IUdpBind
         _isIPv4 = address.AddressFamily == AddressFamily.InterNetwork;
         Span<byte> bytes = stackalloc byte[16];
         address.TryWriteBytes(bytes, out int length);
-        AddressBits = UdpEndpoint.FromAddressBytes(bytes[..length], 0).AddressBits;
+        AddressBits = NetEndpoint.FromAddressBytes(bytes[..length], 0).AddressBits;
     }
 
     /// <summary>The bind's address on its network.</summary>
@@ -47,7 +48,7 @@ public sealed class MemoryBind : IUdpBind
     public ushort Port => _socket?.Port ?? 0;
 
     /// <summary>The bind's address and current port (what its peers see as the source), or <c>default</c> when closed.</summary>
-    public UdpEndpoint LocalEndpoint => _socket?.Endpoint ?? default;
+    public NetEndpoint LocalEndpoint => _socket?.Endpoint ?? default;
 
     /// <summary>The address as 128 bits, IPv4-mapped for IPv4: the routing-table form.</summary>
     internal UInt128 AddressBits { get; }
@@ -118,7 +119,7 @@ public sealed class MemoryBind : IUdpBind
     /// True when the datagram entered the network; false when the bind is closed or disposed, or
     /// the destination is empty, has port 0, or is not of this bind's address family.
     /// </returns>
-    public bool Send(ReadOnlySpan<byte> datagram, in UdpEndpoint destination)
+    public bool Send(ReadOnlySpan<byte> datagram, in NetEndpoint destination)
     {
         MemorySocket? socket = _socket;
         if (socket is null || socket.IsClosed || destination.IsEmpty || destination.Port == 0 || destination.IsIPv4 != _isIPv4)

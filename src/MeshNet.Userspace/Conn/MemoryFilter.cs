@@ -1,3 +1,4 @@
+using MeshNet.Userspace.Net;
 namespace MeshNet.Userspace.Conn;
 
 /// <summary>
@@ -11,4 +12,4 @@ namespace MeshNet.Userspace.Conn;
 /// <param name="destination">The address and port the datagram is sent to.</param>
 /// <param name="datagram">The datagram's bytes.</param>
 /// <returns>What to do with the datagram.</returns>
-public delegate MemoryVerdict MemoryFilter(in UdpEndpoint source, in UdpEndpoint destination, ReadOnlySpan<byte> datagram);
+public delegate MemoryVerdict MemoryFilter(in NetEndpoint source, in NetEndpoint destination, ReadOnlySpan<byte> datagram);

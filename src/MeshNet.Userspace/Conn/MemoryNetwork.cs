@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Conn;
 
@@ -216,7 +217,7 @@ public sealed partial class MemoryNetwork : IDisposable
                 throw new SocketException((int)SocketError.AddressAlreadyInUse);
             }
 
-            var endpoint = UdpEndpoint.FromAddressBytes(bytes[..length], port);
+            var endpoint = NetEndpoint.FromAddressBytes(bytes[..length], port);
             var socket = new MemorySocket(this, owner, endpoint, receiver);
             _routes[socket.Key] = socket;
             socket.Start();
@@ -247,7 +248,7 @@ public sealed partial class MemoryNetwork : IDisposable
     /// Carries one datagram from <paramref name="source"/>: counts it, applies the filter, copies
     /// it into pooled buffers and queues it at the bind open on <paramref name="destination"/>.
     /// </summary>
-    internal void Transmit(in UdpEndpoint source, in UdpEndpoint destination, ReadOnlySpan<byte> datagram)
+    internal void Transmit(in NetEndpoint source, in NetEndpoint destination, ReadOnlySpan<byte> datagram)
     {
         Interlocked.Increment(ref _sent);
 
@@ -377,14 +378,14 @@ public sealed partial class MemoryNetwork : IDisposable
     internal void CountDiscarded(int count) => Interlocked.Add(ref _dropped, count);
 
     /// <summary>Logs an exception thrown by a receiver.</summary>
-    internal void ReportReceiverFailure(Exception exception, in UdpEndpoint local, in UdpEndpoint source) =>
+    internal void ReportReceiverFailure(Exception exception, in NetEndpoint local, in NetEndpoint source) =>
         LogReceiverFailed(_logger, exception, local, source);
 
     // Event ids 2150-2199 belong to MemoryNetwork. Keep them stable.
 
     [LoggerMessage(EventId = 2150, Level = LogLevel.Error, Message = "Datagram receiver of memory bind {Local} threw for a datagram from {Source}; delivery continues")]
-    private static partial void LogReceiverFailed(ILogger logger, Exception exception, UdpEndpoint local, UdpEndpoint source);
+    private static partial void LogReceiverFailed(ILogger logger, Exception exception, NetEndpoint local, NetEndpoint source);
 
     [LoggerMessage(EventId = 2151, Level = LogLevel.Error, Message = "Memory network filter threw for a datagram from {Source} to {Destination}; the datagram is dropped")]
-    private static partial void LogFilterFailed(ILogger logger, Exception exception, UdpEndpoint source, UdpEndpoint destination);
+    private static partial void LogFilterFailed(ILogger logger, Exception exception, NetEndpoint source, NetEndpoint destination);
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Conn;
 
@@ -29,7 +30,7 @@ internal sealed class MemorySocket
     private volatile bool _closed;
     private int _closeStarted;
 
-    public MemorySocket(MemoryNetwork network, MemoryBind owner, UdpEndpoint endpoint, IDatagramReceiver receiver)
+    public MemorySocket(MemoryNetwork network, MemoryBind owner, NetEndpoint endpoint, IDatagramReceiver receiver)
     {
         _network = network;
         _receiver = receiver;
@@ -51,7 +52,7 @@ internal sealed class MemorySocket
     public MemoryBind Owner { get; }
 
     /// <summary>The socket's address and port: the source its datagrams carry.</summary>
-    public UdpEndpoint Endpoint { get; }
+    public NetEndpoint Endpoint { get; }
 
     /// <summary>The socket's key in the network's routing table.</summary>
     public MemoryRouteKey Key { get; }
@@ -192,4 +193,4 @@ internal sealed class MemorySocket
 internal readonly record struct MemoryRouteKey(UInt128 Address, ushort Port);
 
 /// <summary>A datagram in flight: a pooled buffer (owned by whoever holds this value), its length, its source and its destination socket.</summary>
-internal readonly record struct MemoryDatagram(byte[] Buffer, int Length, UdpEndpoint Source, MemorySocket Target);
+internal readonly record struct MemoryDatagram(byte[] Buffer, int Length, NetEndpoint Source, MemorySocket Target);

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Conn;
 
@@ -167,7 +168,7 @@ public sealed partial class UdpSocketBind : IUdpBind
     /// bind is closed or disposed, the destination is empty, has port 0 or is of a family this
     /// socket cannot reach, or the send failed (no route, message too large, no buffer space...).
     /// </returns>
-    public bool Send(ReadOnlySpan<byte> datagram, in UdpEndpoint destination)
+    public bool Send(ReadOnlySpan<byte> datagram, in NetEndpoint destination)
     {
         OpenSocket? open = _open;
         if (open is null || destination.IsEmpty || destination.Port == 0)
@@ -474,7 +475,7 @@ public sealed partial class UdpSocketBind : IUdpBind
                         continue;
                     }
 
-                    UdpEndpoint source = UdpEndpoint.FromSocketAddress(address);
+                    NetEndpoint source = NetEndpoint.FromSocketAddress(address);
                     _inReceiver = true;
                     try
                     {
@@ -507,13 +508,13 @@ public sealed partial class UdpSocketBind : IUdpBind
     private static partial void LogClosed(ILogger logger, ushort port);
 
     [LoggerMessage(EventId = 2103, Level = LogLevel.Error, Message = "Datagram receiver on port {Port} threw for a datagram from {Source}; receiving continues")]
-    private static partial void LogReceiverFailed(ILogger logger, Exception exception, ushort port, UdpEndpoint source);
+    private static partial void LogReceiverFailed(ILogger logger, Exception exception, ushort port, NetEndpoint source);
 
     [LoggerMessage(EventId = 2104, Level = LogLevel.Warning, Message = "UDP receive on port {Port} failed with {Error} ({Failures} consecutive failures); retrying")]
     private static partial void LogReceiveFailed(ILogger logger, Exception exception, ushort port, SocketError error, int failures);
 
     [LoggerMessage(EventId = 2105, Level = LogLevel.Debug, Message = "UDP send to {Destination} failed: {Error}")]
-    private static partial void LogSendFailed(ILogger logger, UdpEndpoint destination, SocketError error);
+    private static partial void LogSendFailed(ILogger logger, NetEndpoint destination, SocketError error);
 
     [LoggerMessage(EventId = 2106, Level = LogLevel.Debug, Message = "UDP socket buffers: requested {Requested} bytes, got receive {Receive} bytes and send {Send} bytes")]
     private static partial void LogBufferSizes(ILogger logger, int requested, int receive, int send);

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using NSec.Cryptography;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.WireGuard;
 
@@ -90,7 +91,7 @@ internal sealed class CookieChecker : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">The message is shorter than the two MACs.</exception>
     /// <exception cref="ObjectDisposedException">The checker is disposed.</exception>
-    public bool CheckMac2(ReadOnlySpan<byte> message, in UdpEndpoint source)
+    public bool CheckMac2(ReadOnlySpan<byte> message, in NetEndpoint source)
     {
         CheckMessage(message);
         Span<byte> cookie = stackalloc byte[CookieSize];
@@ -130,7 +131,7 @@ internal sealed class CookieChecker : IDisposable
     /// <param name="reply">Exactly 64 bytes, not overlapping <paramref name="message"/>.</param>
     /// <exception cref="ArgumentException">Bad sizes, or <paramref name="reply"/> overlaps <paramref name="message"/>.</exception>
     /// <exception cref="ObjectDisposedException">The checker is disposed.</exception>
-    public void CreateReply(ReadOnlySpan<byte> message, uint receiverIndex, in UdpEndpoint source, Span<byte> reply)
+    public void CreateReply(ReadOnlySpan<byte> message, uint receiverIndex, in NetEndpoint source, Span<byte> reply)
     {
         CheckMessage(message);
         if (reply.Length != ReplySize)
@@ -219,7 +220,7 @@ internal sealed class CookieChecker : IDisposable
         _hasSecret && _timeProvider.GetElapsedTime(_secretTimestamp) <= CookieRefreshTime;
 
     // Caller holds _lock. cookie = MAC(secret, address (16, IPv4-mapped) || port (2)).
-    private void ComputeCookie(in UdpEndpoint source, Span<byte> cookie)
+    private void ComputeCookie(in NetEndpoint source, Span<byte> cookie)
     {
         Span<byte> canonical = stackalloc byte[18];
         source.WriteCanonical(canonical);

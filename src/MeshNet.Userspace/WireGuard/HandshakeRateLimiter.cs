@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.WireGuard;
 
@@ -90,7 +91,7 @@ internal sealed class HandshakeRateLimiter : IDisposable
     /// </summary>
     /// <returns>True when the handshake may be processed; false when the source is over its rate,
     /// the table is full and the source is unknown, or the limiter is disposed.</returns>
-    public bool Allow(in UdpEndpoint source)
+    public bool Allow(in NetEndpoint source)
     {
         if (_disposed)
         {
@@ -204,7 +205,7 @@ internal sealed class HandshakeRateLimiter : IDisposable
 
     // IPv4 (held IPv4-mapped): the full address. IPv6: the /64 prefix. The two key spaces are
     // disjoint: an IPv4-mapped key always has non-zero low 64 bits, an IPv6 key never does.
-    private static UInt128 KeyOf(in UdpEndpoint source)
+    private static UInt128 KeyOf(in NetEndpoint source)
     {
         UInt128 bits = source.AddressBits;
         return source.IsIPv4 ? bits : bits & (UInt128.MaxValue << 64);

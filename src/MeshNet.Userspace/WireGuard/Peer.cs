@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.WireGuard;
 
@@ -63,7 +64,7 @@ internal sealed partial class Peer : IDisposable
     }
 
     /// <summary>The endpoint packets are sent to (updated by roaming); <c>default</c> when unknown.</summary>
-    public UdpEndpoint Endpoint => Volatile.Read(ref _endpoint).Value;
+    public NetEndpoint Endpoint => Volatile.Read(ref _endpoint).Value;
 
     public long ReceivedBytes => Volatile.Read(ref _rxBytes);
 
@@ -125,13 +126,13 @@ internal sealed partial class Peer : IDisposable
     }
 
     /// <summary>Sets the endpoint from configuration.</summary>
-    public void SetEndpoint(UdpEndpoint endpoint) => Volatile.Write(ref _endpoint, new EndpointBox(endpoint));
+    public void SetEndpoint(NetEndpoint endpoint) => Volatile.Write(ref _endpoint, new EndpointBox(endpoint));
 
     /// <summary>
     /// Roaming: the endpoint becomes the source of the latest authenticated packet. Allocates
     /// only when the source actually changed.
     /// </summary>
-    public void SetEndpointFromPacket(in UdpEndpoint source)
+    public void SetEndpointFromPacket(in NetEndpoint source)
     {
         var current = Volatile.Read(ref _endpoint);
         if (current.Value != source)
@@ -278,10 +279,10 @@ internal sealed partial class Peer : IDisposable
     }
 
     /// <summary>Immutable holder so the endpoint (a multi-word struct) can be swapped atomically.</summary>
-    private sealed class EndpointBox(UdpEndpoint value)
+    private sealed class EndpointBox(NetEndpoint value)
     {
         public static readonly EndpointBox None = new(default);
 
-        public UdpEndpoint Value { get; } = value;
+        public NetEndpoint Value { get; } = value;
     }
 }

@@ -2,11 +2,12 @@ using System.Buffers;
 using System.Buffers.Binary;
 using MeshNet.Userspace.Conn;
 using NSec.Cryptography;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.WireGuard;
 
 /// <summary>A handshake message waiting for the worker; the buffer is rented from the shared pool.</summary>
-internal readonly record struct QueuedHandshake(byte[] Buffer, int Length, UdpEndpoint Source)
+internal readonly record struct QueuedHandshake(byte[] Buffer, int Length, NetEndpoint Source)
 {
     public void Return() => ArrayPool<byte>.Shared.Return(Buffer);
 }
@@ -17,7 +18,7 @@ public sealed partial class WireGuardDevice
     /// Entry point for every received datagram (bind receive thread). Transport messages are
     /// handled inline; handshake messages are queued for the worker. Never throws.
     /// </summary>
-    private void ReceiveDatagram(Span<byte> datagram, in UdpEndpoint source)
+    private void ReceiveDatagram(Span<byte> datagram, in NetEndpoint source)
     {
         var counters = _context.Counters;
         if (!_context.IsUp)
@@ -59,7 +60,7 @@ public sealed partial class WireGuardDevice
         }
     }
 
-    private void EnqueueHandshake(ReadOnlySpan<byte> datagram, int expectedSize, in UdpEndpoint source)
+    private void EnqueueHandshake(ReadOnlySpan<byte> datagram, int expectedSize, in NetEndpoint source)
     {
         if (datagram.Length != expectedSize)
         {
@@ -76,7 +77,7 @@ public sealed partial class WireGuardDevice
         }
     }
 
-    private void ReceiveTransport(Span<byte> datagram, in UdpEndpoint source)
+    private void ReceiveTransport(Span<byte> datagram, in NetEndpoint source)
     {
         var counters = _context.Counters;
         if (datagram.Length < WireGuardProtocol.TransportMinSize)
@@ -230,7 +231,7 @@ public sealed partial class WireGuardDevice
         return now < Volatile.Read(ref _underLoadUntil);
     }
 
-    private void ProcessHandshake(Span<byte> message, in UdpEndpoint source, bool underLoad)
+    private void ProcessHandshake(Span<byte> message, in NetEndpoint source, bool underLoad)
     {
         var counters = _context.Counters;
         uint type = BinaryPrimitives.ReadUInt32LittleEndian(message);
@@ -293,7 +294,7 @@ public sealed partial class WireGuardDevice
     }
 
     /// <summary>An initiation or response authenticated: roam to its source and feed the timers.</summary>
-    private static void OnAuthenticatedHandshake(Peer peer, in UdpEndpoint source, int length)
+    private static void OnAuthenticatedHandshake(Peer peer, in NetEndpoint source, int length)
     {
         peer.SetEndpointFromPacket(source);
         peer.AddReceivedBytes(length);
@@ -301,7 +302,7 @@ public sealed partial class WireGuardDevice
         peer.Timers.AnyAuthenticatedPacketReceived();
     }
 
-    private void SendCookieReply(CookieChecker checker, ReadOnlySpan<byte> message, in UdpEndpoint source)
+    private void SendCookieReply(CookieChecker checker, ReadOnlySpan<byte> message, in NetEndpoint source)
     {
         uint sender = BinaryPrimitives.ReadUInt32LittleEndian(message[4..]);
         Span<byte> reply = stackalloc byte[WireGuardProtocol.CookieReplySize];

@@ -7,6 +7,7 @@ using MeshNet.Userspace.Link;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NSec.Cryptography;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.WireGuard;
 
@@ -152,7 +153,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
             var peer = _peers.GetOrAdd(config.PublicKey, key => new Peer(_context, key));
             if (config.Endpoint is not null)
             {
-                peer.SetEndpoint(UdpEndpoint.FromIPEndPoint(config.Endpoint));
+                peer.SetEndpoint(NetEndpoint.FromIPEndPoint(config.Endpoint));
             }
             peer.SetPresharedKey(config.PresharedKey);
             _context.AllowedIps.ReplaceForValue(peer, config.AllowedIps);
@@ -381,6 +382,6 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
     /// <summary>Keeps <see cref="IDatagramReceiver"/> off the device's public surface.</summary>
     private sealed class Receiver(WireGuardDevice device) : IDatagramReceiver
     {
-        public void OnDatagram(Span<byte> datagram, in UdpEndpoint source) => device.ReceiveDatagram(datagram, source);
+        public void OnDatagram(Span<byte> datagram, in NetEndpoint source) => device.ReceiveDatagram(datagram, source);
     }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.Conn;
 
@@ -48,7 +49,7 @@ public sealed class BindAllocationTests
         /// <summary>The receiving thread's allocation counter as of the latest datagram.</summary>
         public long ThreadAllocatedBytes => Volatile.Read(ref _threadAllocatedBytes);
 
-        public void OnDatagram(Span<byte> datagram, in UdpEndpoint source)
+        public void OnDatagram(Span<byte> datagram, in NetEndpoint source)
         {
             Volatile.Write(ref _threadAllocatedBytes, GC.GetAllocatedBytesForCurrentThread());
             if (!Echo && ++_count >= Target)
@@ -80,7 +81,7 @@ public sealed class BindAllocationTests
         var echo = new PingPong(done) { Self = echoer, Echo = true };
         pinger.Open(0, ping);
         ushort echoPort = echoer.Open(0, echo);
-        UdpEndpoint echoEndpoint = UdpEndpoint.FromIPEndPoint(new IPEndPoint(address, echoPort));
+        NetEndpoint echoEndpoint = NetEndpoint.FromIPEndPoint(new IPEndPoint(address, echoPort));
         byte[] payload = new byte[1200];
 
         AssertNoPerDatagramAllocation(done, ping, echo, () => Check(pinger.Send(payload, echoEndpoint)));

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.Conn;
 
@@ -121,7 +122,7 @@ public sealed class MemoryBindLifecycleTests : MemoryNetworkTestBase
         var atB = new RecordingReceiver((_, in _) => b!.Close());
         b = network.CreateBind(B);
         a.Open(0, new RecordingReceiver());
-        UdpEndpoint destination = At(B, b.Open(0, atB));
+        NetEndpoint destination = At(B, b.Open(0, atB));
 
         a.Send([1], destination);
         a.Send([2], destination);
@@ -150,7 +151,7 @@ public sealed class MemoryBindLifecycleTests : MemoryNetworkTestBase
         var atB = new RecordingReceiver();
         a.Open(0, new RecordingReceiver());
         b.Open(0, atB);
-        UdpEndpoint destination = b.LocalEndpoint;
+        NetEndpoint destination = b.LocalEndpoint;
 
         network.Dispose();
         network.Dispose();
@@ -188,7 +189,7 @@ public sealed class MemoryBindLifecycleTests : MemoryNetworkTestBase
         MemoryBind b = network.CreateBind(B);
         b.Open(0, new RecordingReceiver());
         a.Open(0, new RecordingReceiver());
-        UdpEndpoint destination = b.LocalEndpoint;
+        NetEndpoint destination = b.LocalEndpoint;
         Exception? failure = null;
         var stop = new ManualResetEventSlim();
         Track(stop);

@@ -1,5 +1,6 @@
 using System.Net;
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.Conn;
 
@@ -31,5 +32,5 @@ public abstract class MemoryNetworkTestBase : IDisposable
     protected MemoryNetwork NewNetwork(MemoryDeliveryMode mode = MemoryDeliveryMode.Background, int capacity = MemoryNetworkOptions.DefaultQueueCapacity) =>
         Track(new MemoryNetwork(new MemoryNetworkOptions { Delivery = mode, QueueCapacity = capacity }));
 
-    protected static UdpEndpoint At(IPAddress address, ushort port) => UdpEndpoint.FromIPEndPoint(new IPEndPoint(address, port));
+    protected static NetEndpoint At(IPAddress address, ushort port) => NetEndpoint.FromIPEndPoint(new IPEndPoint(address, port));
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.Conn;
 
@@ -211,7 +212,7 @@ public sealed class MemoryNetworkTests : MemoryNetworkTestBase
         var received = new RecordingReceiver();
         a.Open(0, new RecordingReceiver());
         b.Open(0, received);
-        var seen = new List<(UdpEndpoint Source, UdpEndpoint Destination, byte Value)>();
+        var seen = new List<(NetEndpoint Source, NetEndpoint Destination, byte Value)>();
         network.Filter = (in source, in destination, datagram) =>
         {
             seen.Add((source, destination, datagram[0]));
@@ -355,7 +356,7 @@ public sealed class MemoryNetworkTests : MemoryNetworkTestBase
             }
         });
 
-        var lastBySource = new Dictionary<UdpEndpoint, int>();
+        var lastBySource = new Dictionary<NetEndpoint, int>();
         for (int n = 0; n < Senders * PerSender; n++)
         {
             Received r = received.Take();

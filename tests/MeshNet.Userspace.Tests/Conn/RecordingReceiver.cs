@@ -1,14 +1,15 @@
 using System.Collections.Concurrent;
 using MeshNet.Userspace.Conn;
 using Microsoft.Extensions.Logging;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.Conn;
 
 /// <summary>Runs inside <see cref="IDatagramReceiver.OnDatagram"/>, before the datagram is recorded.</summary>
-internal delegate void DatagramHandler(Span<byte> datagram, in UdpEndpoint source);
+internal delegate void DatagramHandler(Span<byte> datagram, in NetEndpoint source);
 
 /// <summary>One datagram a <see cref="RecordingReceiver"/> saw.</summary>
-internal sealed record Received(byte[] Data, UdpEndpoint Source, Thread Thread);
+internal sealed record Received(byte[] Data, NetEndpoint Source, Thread Thread);
 
 /// <summary>
 /// A receiver that copies every datagram into a queue the test can wait on, with timeouts, so a
@@ -29,7 +30,7 @@ internal sealed class RecordingReceiver(DatagramHandler? handler = null) : IData
     /// <summary>Recorded datagrams not yet taken.</summary>
     public int Pending => _received.Count;
 
-    public void OnDatagram(Span<byte> datagram, in UdpEndpoint source)
+    public void OnDatagram(Span<byte> datagram, in NetEndpoint source)
     {
         Interlocked.Increment(ref _calls);
         handler?.Invoke(datagram, source);

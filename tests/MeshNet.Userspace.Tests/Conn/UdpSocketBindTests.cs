@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using MeshNet.Userspace.Conn;
 using Microsoft.Extensions.Logging;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.Conn;
 
@@ -35,9 +36,9 @@ public sealed class UdpSocketBindTests : IDisposable
         return socket;
     }
 
-    private static UdpEndpoint EndpointOf(Socket socket) => UdpEndpoint.FromIPEndPoint((IPEndPoint)socket.LocalEndPoint!);
+    private static NetEndpoint EndpointOf(Socket socket) => NetEndpoint.FromIPEndPoint((IPEndPoint)socket.LocalEndPoint!);
 
-    private static UdpEndpoint At(IPAddress address, ushort port) => UdpEndpoint.FromIPEndPoint(new IPEndPoint(address, port));
+    private static NetEndpoint At(IPAddress address, ushort port) => NetEndpoint.FromIPEndPoint(new IPEndPoint(address, port));
 
     private static (byte[] Data, IPEndPoint From) ReceiveOn(Socket peer)
     {
@@ -328,7 +329,7 @@ public sealed class UdpSocketBindTests : IDisposable
 
         Parallel.For(0, Threads, new ParallelOptions { MaxDegreeOfParallelism = Threads }, thread =>
         {
-            UdpEndpoint destination = At(IPAddress.Loopback, echoes[thread].Port);
+            NetEndpoint destination = At(IPAddress.Loopback, echoes[thread].Port);
             Span<byte> payload = stackalloc byte[32];
             for (int i = 0; i < RoundTrips; i++)
             {
@@ -347,7 +348,7 @@ public sealed class UdpSocketBindTests : IDisposable
     {
         var bind = NewBind(IPAddress.Loopback);
         Socket peer = NewPeer(IPAddress.Loopback);
-        UdpEndpoint destination = EndpointOf(peer);
+        NetEndpoint destination = EndpointOf(peer);
         bind.Open(0, new RecordingReceiver());
         Exception? failure = null;
         int sent = 0;

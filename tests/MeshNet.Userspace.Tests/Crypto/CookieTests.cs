@@ -4,6 +4,7 @@ using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.WireGuard;
 using Microsoft.Extensions.Time.Testing;
 using NSec.Cryptography;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.Crypto;
 
@@ -17,7 +18,7 @@ public sealed class CookieTests : IDisposable
     private const int InitiationSize = 148;
     private const int ResponseSize = 92;
 
-    private static readonly UdpEndpoint Source = UdpEndpoint.Parse("192.0.2.10:51820");
+    private static readonly NetEndpoint Source = NetEndpoint.Parse("192.0.2.10:51820");
 
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private readonly WireGuardPublicKey _responderKey = RandomKey(1);
@@ -61,7 +62,7 @@ public sealed class CookieTests : IDisposable
 
     private static ReadOnlySpan<byte> Mac2(byte[] message) => message.AsSpan(message.Length - 16, 16);
 
-    private byte[] Reply(byte[] message, UdpEndpoint source)
+    private byte[] Reply(byte[] message, NetEndpoint source)
     {
         var reply = new byte[CookieChecker.ReplySize];
         _checker.CreateReply(message, SenderIndex(message), source, reply);
@@ -81,7 +82,7 @@ public sealed class CookieTests : IDisposable
     }
 
     // Runs one cookie exchange: stamp a message, get a reply from the checker, feed it back.
-    private void ObtainCookie(UdpEndpoint source)
+    private void ObtainCookie(NetEndpoint source)
     {
         byte[] trigger = NewMessage();
         _generator.AddMacs(trigger);
@@ -194,10 +195,10 @@ public sealed class CookieTests : IDisposable
         _checker.CheckMac1(message).Should().BeTrue();
         _checker.CheckMac2(message, Source).Should().BeTrue();
 
-        _checker.CheckMac2(message, UdpEndpoint.Parse("192.0.2.10:51821")).Should().BeFalse("another port");
-        _checker.CheckMac2(message, UdpEndpoint.Parse("192.0.2.11:51820")).Should().BeFalse("another address");
-        _checker.CheckMac2(message, UdpEndpoint.Parse("[2001:db8::10]:51820")).Should().BeFalse("another family");
-        _checker.CheckMac2(message, UdpEndpoint.Parse("[::ffff:192.0.2.10]:51820"))
+        _checker.CheckMac2(message, NetEndpoint.Parse("192.0.2.10:51821")).Should().BeFalse("another port");
+        _checker.CheckMac2(message, NetEndpoint.Parse("192.0.2.11:51820")).Should().BeFalse("another address");
+        _checker.CheckMac2(message, NetEndpoint.Parse("[2001:db8::10]:51820")).Should().BeFalse("another family");
+        _checker.CheckMac2(message, NetEndpoint.Parse("[::ffff:192.0.2.10]:51820"))
             .Should().BeTrue("an IPv4-mapped address is the same source");
 
         message[50] ^= 0x04;

@@ -6,6 +6,7 @@ using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Link;
 using MeshNet.Userspace.WireGuard;
 using Microsoft.Extensions.Time.Testing;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.WireGuard;
 
@@ -44,7 +45,7 @@ internal sealed class PacketCollector : IPacketSink
 /// <summary>A receiver that ignores everything (for binds that only send, such as attackers).</summary>
 internal sealed class NullDatagramReceiver : IDatagramReceiver
 {
-    public void OnDatagram(Span<byte> datagram, in UdpEndpoint source)
+    public void OnDatagram(Span<byte> datagram, in NetEndpoint source)
     {
     }
 }
@@ -69,7 +70,7 @@ internal sealed class TestNode(string name, WireGuardDevice device, MemoryBind b
 
     public Peer PeerOf(TestNode other) => Device.LookupPeer(other.Device.PublicKey)!;
 
-    public UdpEndpoint Endpoint => Bind.LocalEndpoint;
+    public NetEndpoint Endpoint => Bind.LocalEndpoint;
 }
 
 /// <summary>
@@ -80,7 +81,7 @@ internal sealed class TestNode(string name, WireGuardDevice device, MemoryBind b
 internal sealed class DeviceTestBed : IDisposable
 {
     private readonly List<TestNode> _nodes = [];
-    private readonly List<(UdpEndpoint From, UdpEndpoint To, byte[] Datagram)> _captured = [];
+    private readonly List<(NetEndpoint From, NetEndpoint To, byte[] Datagram)> _captured = [];
 
     public DeviceTestBed()
     {
@@ -93,10 +94,10 @@ internal sealed class DeviceTestBed : IDisposable
     public MemoryNetwork Network { get; }
 
     /// <summary>Decides the fate of each datagram; default: deliver.</summary>
-    public Func<UdpEndpoint, UdpEndpoint, byte[], MemoryVerdict>? Policy { get; set; }
+    public Func<NetEndpoint, NetEndpoint, byte[], MemoryVerdict>? Policy { get; set; }
 
     /// <summary>Every datagram sent on the network (before the policy is applied), in order.</summary>
-    public IReadOnlyList<(UdpEndpoint From, UdpEndpoint To, byte[] Datagram)> Captured => _captured;
+    public IReadOnlyList<(NetEndpoint From, NetEndpoint To, byte[] Datagram)> Captured => _captured;
 
     public TestNode AddNode(string name, int index, Action<WireGuardDeviceOptions>? configure = null)
     {
@@ -195,7 +196,7 @@ internal sealed class DeviceTestBed : IDisposable
 
     public void ClearCaptured() => _captured.Clear();
 
-    private MemoryVerdict Intercept(in UdpEndpoint source, in UdpEndpoint destination, ReadOnlySpan<byte> datagram)
+    private MemoryVerdict Intercept(in NetEndpoint source, in NetEndpoint destination, ReadOnlySpan<byte> datagram)
     {
         var copy = datagram.ToArray();
         _captured.Add((source, destination, copy));

@@ -1,6 +1,7 @@
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.WireGuard;
 using Microsoft.Extensions.Time.Testing;
+using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.WireGuard;
 
@@ -38,7 +39,7 @@ public sealed class HandshakeRateLimiterTests
             "IPv6" => IPv6Sources,
             _ => [.. IPv4Sources, .. IPv6Sources],
         };
-        var sources = addresses.Select(a => UdpEndpoint.FromIPEndPoint(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(a), 51820))).ToArray();
+        var sources = addresses.Select(a => NetEndpoint.FromIPEndPoint(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(a), 51820))).ToArray();
 
         var steps = new List<(bool Allowed, TimeSpan Wait, string Text)>();
         for (int i = 0; i < HandshakeRateLimiter.PacketsBurstable; i++)
@@ -70,9 +71,9 @@ public sealed class HandshakeRateLimiterTests
 [Trait("Category", "Unit")]
 public sealed class HandshakeRateLimiterUnitTests
 {
-    private static UdpEndpoint Ep(string text) => UdpEndpoint.Parse(text);
+    private static NetEndpoint Ep(string text) => NetEndpoint.Parse(text);
 
-    private static void Exhaust(HandshakeRateLimiter limiter, UdpEndpoint source)
+    private static void Exhaust(HandshakeRateLimiter limiter, NetEndpoint source)
     {
         while (limiter.Allow(source))
         {
@@ -230,7 +231,7 @@ public sealed class HandshakeRateLimiterUnitTests
             {
                 // Workers overlap on half of their sources, so insertions race.
                 int n = (worker % 2) * 500 + i;
-                var source = UdpEndpoint.FromAddressBytes([10, 0, (byte)(n >> 8), (byte)n], 1);
+                var source = NetEndpoint.FromAddressBytes([10, 0, (byte)(n >> 8), (byte)n], 1);
                 if (limiter.Allow(source))
                 {
                     Interlocked.Increment(ref firstPacketsAllowed);

@@ -2,15 +2,15 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 
-namespace MeshNet.Userspace.Conn;
+namespace MeshNet.Userspace.Net;
 
 /// <summary>
-/// An IPv4 or IPv6 address and UDP port as a plain value: copying, comparing and hashing it
+/// An IPv4 or IPv6 address and port as a plain value: copying, comparing and hashing it
 /// never allocates, so it can travel with every datagram. IPv4 addresses are held in their
 /// IPv4-mapped IPv6 form (<c>::ffff:a.b.c.d</c>), so the same endpoint compares equal however
 /// a dual-stack socket reported it. <c>default</c> is "no endpoint".
 /// </summary>
-public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
+public readonly struct NetEndpoint : IEquatable<NetEndpoint>
 {
     private const ulong MappedPrefix = 0x0000_FFFFUL;
 
@@ -22,7 +22,7 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
     /// <summary>The UDP port.</summary>
     public ushort Port { get; }
 
-    private UdpEndpoint(ulong high, ulong low, ushort port, uint scopeId)
+    private NetEndpoint(ulong high, ulong low, ushort port, uint scopeId)
     {
         _high = high;
         _low = low;
@@ -43,15 +43,15 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
     /// Creates an endpoint from a raw address (4 bytes for IPv4, 16 for IPv6, network order) and port.
     /// </summary>
     /// <exception cref="ArgumentException">The address is neither 4 nor 16 bytes.</exception>
-    public static UdpEndpoint FromAddressBytes(ReadOnlySpan<byte> address, ushort port, uint scopeId = 0)
+    public static NetEndpoint FromAddressBytes(ReadOnlySpan<byte> address, ushort port, uint scopeId = 0)
     {
         if (address.Length == 4)
         {
-            return new UdpEndpoint(0, (MappedPrefix << 32) | BinaryPrimitives.ReadUInt32BigEndian(address), port, 0);
+            return new NetEndpoint(0, (MappedPrefix << 32) | BinaryPrimitives.ReadUInt32BigEndian(address), port, 0);
         }
         if (address.Length == 16)
         {
-            return new UdpEndpoint(
+            return new NetEndpoint(
                 BinaryPrimitives.ReadUInt64BigEndian(address),
                 BinaryPrimitives.ReadUInt64BigEndian(address[8..]),
                 port,
@@ -61,7 +61,7 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
     }
 
     /// <summary>Creates an endpoint from an <see cref="IPEndPoint"/>.</summary>
-    public static UdpEndpoint FromIPEndPoint(IPEndPoint endPoint)
+    public static NetEndpoint FromIPEndPoint(IPEndPoint endPoint)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         Span<byte> bytes = stackalloc byte[16];
@@ -72,7 +72,7 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
 
     /// <summary>Parses <c>1.2.3.4:51820</c> or <c>[fd00::1]:51820</c>.</summary>
     /// <exception cref="FormatException">Not an IP endpoint with a port.</exception>
-    public static UdpEndpoint Parse(string text)
+    public static NetEndpoint Parse(string text)
     {
         if (!IPEndPoint.TryParse(text, out var endPoint) || endPoint.Port == 0 && !text.EndsWith(":0", StringComparison.Ordinal))
         {
@@ -81,11 +81,29 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
         return FromIPEndPoint(endPoint);
     }
 
+    /// <summary>Creates an endpoint from an address and a port.</summary>
+    public static NetEndpoint Create(NetAddress address, ushort port)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        int length = address.WriteBytes(bytes);
+        return FromAddressBytes(bytes[..length], port);
+    }
+
+    /// <summary>The address part.</summary>
+    public NetAddress Address
+    {
+        get
+        {
+            Span<byte> bytes = stackalloc byte[16];
+            return NetAddress.FromBytes(bytes[..WriteAddressBytes(bytes)]);
+        }
+    }
+
     /// <summary>
     /// Reads the endpoint out of a <see cref="SocketAddress"/> filled by a receive call, without allocating.
     /// </summary>
     /// <exception cref="ArgumentException">The address family is neither IPv4 nor IPv6.</exception>
-    public static UdpEndpoint FromSocketAddress(SocketAddress address)
+    public static NetEndpoint FromSocketAddress(SocketAddress address)
     {
         ArgumentNullException.ThrowIfNull(address);
         var buffer = address.Buffer.Span;
@@ -177,20 +195,20 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
     }
 
     /// <inheritdoc/>
-    public bool Equals(UdpEndpoint other) =>
+    public bool Equals(NetEndpoint other) =>
         _high == other._high && _low == other._low && Port == other.Port && _scopeAndFlags == other._scopeAndFlags;
 
     /// <inheritdoc/>
-    public override bool Equals(object? obj) => obj is UdpEndpoint other && Equals(other);
+    public override bool Equals(object? obj) => obj is NetEndpoint other && Equals(other);
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(_high, _low, Port, _scopeAndFlags);
 
     /// <summary>Equality.</summary>
-    public static bool operator ==(UdpEndpoint left, UdpEndpoint right) => left.Equals(right);
+    public static bool operator ==(NetEndpoint left, NetEndpoint right) => left.Equals(right);
 
     /// <summary>Inequality.</summary>
-    public static bool operator !=(UdpEndpoint left, UdpEndpoint right) => !left.Equals(right);
+    public static bool operator !=(NetEndpoint left, NetEndpoint right) => !left.Equals(right);
 
     /// <summary><c>1.2.3.4:51820</c>, <c>[fd00::1]:51820</c>, or <c>(none)</c>.</summary>
     public override string ToString() => IsEmpty ? "(none)" : ToIPEndPoint().ToString();

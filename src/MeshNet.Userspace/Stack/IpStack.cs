@@ -1,0 +1,20 @@
+using MeshNet.Userspace.Link;
+
+namespace MeshNet.Userspace.Stack;
+
+// STUB: to be implemented (helper "ip").
+/// <summary>Stub.</summary>
+public sealed partial class IpStack : IPacketSink, IAsyncDisposable, IDisposable
+{
+    /// <summary>Stub.</summary>
+    public static IpStack Create(IpStackOptions options) => throw new NotImplementedException();
+
+    /// <summary>Stub.</summary>
+    public void WritePacket(ReadOnlySpan<byte> packet) => throw new NotImplementedException();
+
+    /// <summary>Stub.</summary>
+    public ValueTask DisposeAsync() => throw new NotImplementedException();
+
+    /// <summary>Stub.</summary>
+    public void Dispose() => throw new NotImplementedException();
+}
