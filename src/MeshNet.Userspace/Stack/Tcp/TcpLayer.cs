@@ -2,14 +2,20 @@ using MeshNet.Userspace.Stack.Ip;
 
 namespace MeshNet.Userspace.Stack.Tcp;
 
-// STUB: to be implemented (helper "tcp").
+// STUB: to be implemented (helper "tcp"). Until then it drops every segment.
 internal sealed class TcpLayer : ITransportHandler, IDisposable
 {
-    public TcpLayer(StackContext context) => throw new NotImplementedException();
+    private readonly StackContext _context;
 
-    public void OnPacket(in IpPacketInfo ip, Span<byte> payload) => throw new NotImplementedException();
+    public TcpLayer(StackContext context) => _context = context;
 
-    public void OnIcmpError(IcmpErrorKind kind, int mtu, ReadOnlySpan<byte> quoted) => throw new NotImplementedException();
+    public void OnPacket(in IpPacketInfo ip, Span<byte> payload) => _context.Counters.Drop(StackDropReason.TcpNoConnection);
 
-    public void Dispose() => throw new NotImplementedException();
+    public void OnIcmpError(IcmpErrorKind kind, int mtu, ReadOnlySpan<byte> quoted)
+    {
+    }
+
+    public void Dispose()
+    {
+    }
 }
