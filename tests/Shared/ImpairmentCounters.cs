@@ -105,6 +105,9 @@ internal sealed record ImpairmentStats(
     long NoPeer,
     long SendErrors)
 {
+    /// <summary>The mean length of a run of consecutive drops; 0 when nothing was dropped.</summary>
+    public double MeanLossBurst => LossBursts == 0 ? 0 : (double)Dropped / LossBursts;
+
     /// <summary>The difference <c>this - earlier</c>, counter by counter.</summary>
     public ImpairmentStats Minus(ImpairmentStats earlier) => new(
         Received - earlier.Received,
