@@ -55,11 +55,11 @@ public sealed class RelayTopologyTests(ITestOutputHelper output)
         var relayBToA = pair.Relay.BToA.Snapshot().Minus(relayBefore.Item2);
         var retransA = (await LinuxTcpCounters.ReadAsync(pair.NamespaceA, ct)).Minus(countersA);
         var retransB = (await LinuxTcpCounters.ReadAsync(pair.NamespaceB, ct)).Minus(countersB);
-        var (iptablesIn, iptablesOut) = loss is null ? (0, 0) : await loss.ReadDroppedAsync(ct);
+        var iptables = loss is null ? default : await loss.ReadDroppedAsync(ct);
         output.WriteLine($"{impairment}: {2 * TransferBytes >> 20} MiB in {stopwatch.Elapsed.TotalSeconds:0.0} s; A->B {aSent}; B->A {bSent}");
         output.WriteLine($"relay A->B: {relayAToB}");
         output.WriteLine($"relay B->A: {relayBToA}");
-        output.WriteLine($"iptables dropped: to B {iptablesIn}, from B {iptablesOut}");
+        output.WriteLine($"iptables dropped: {iptables}");
         output.WriteLine($"Linux A: {retransA}");
         output.WriteLine($"Linux B: {retransB}");
         var tunDropsA = await WireGuardGoTuning.ReadInterfaceDropsAsync(pair.PeerA, ct);
@@ -84,8 +84,10 @@ public sealed class RelayTopologyTests(ITestOutputHelper output)
                 relayAToB.Forwarded.Should().Be(relayAToB.Received);
                 break;
             case InteropImpairment.RandomLoss:
-                iptablesIn.Should().BeGreaterThan(0);
-                iptablesOut.Should().BeGreaterThan(0);
+                iptables.Inbound.Should().BeGreaterThan(0);
+                iptables.Outbound.Should().BeGreaterThan(0);
+                iptables.InboundLarge.Should().BeGreaterThan(0).And.BeLessThanOrEqualTo(iptables.Inbound);
+                retransA.RetransSegs.Should().BeGreaterThanOrEqualTo(iptables.InboundLarge, "every data segment from A dropped on the way into B is sent again");
                 (retransA.RetransSegs + retransB.RetransSegs).Should().BeGreaterThan(0, "lost segments are retransmitted");
                 break;
             case InteropImpairment.Delay:
@@ -100,6 +102,8 @@ public sealed class RelayTopologyTests(ITestOutputHelper output)
             case InteropImpairment.Duplication:
                 relayAToB.Duplicated.Should().BeGreaterThan(0);
                 relayAToB.Forwarded.Should().Be(relayAToB.Received + relayAToB.Duplicated);
+                (retransA["TcpExt.TCPDSACKOldSent"] + retransB["TcpExt.TCPDSACKOldSent"]).Should().Be(0,
+                    "WireGuard's replay filter drops a duplicated datagram before TCP sees it");
                 break;
             case InteropImpairment.BurstyLoss:
                 (relayAToB.Dropped + relayBToA.Dropped).Should().BeGreaterThan(0);

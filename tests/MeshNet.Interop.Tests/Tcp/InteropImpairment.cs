@@ -19,7 +19,11 @@ public enum InteropImpairment
     /// <summary>5% of datagrams each way overtaken by the next 3, by the relay.</summary>
     Reordering,
 
-    /// <summary>1% of datagrams each way sent twice, by the relay.</summary>
+    /// <summary>
+    /// 1% of datagrams each way sent twice, by the relay. WireGuard's replay filter drops such
+    /// copies before TCP sees them, so where MeshNet is one end (<see cref="TcpTunnel"/>) inner
+    /// packets are also duplicated, 1% each way, between the device and the stack.
+    /// </summary>
     Duplication,
 
     /// <summary>Bursty loss each way (<see cref="GilbertElliottLoss.Bursty"/>: ~0.8% in bursts of 4), by the relay.</summary>
@@ -31,6 +35,9 @@ internal static class InteropImpairments
 {
     /// <summary>The probability of <see cref="InteropImpairment.RandomLoss"/>.</summary>
     public const double RandomLossProbability = 0.01;
+
+    /// <summary>The probability of <see cref="InteropImpairment.Duplication"/>.</summary>
+    public const double DuplicateProbability = 0.01;
 
     /// <summary>Every impairment but <see cref="InteropImpairment.Clean"/>, for theories.</summary>
     public static TheoryData<InteropImpairment> All => new()
@@ -54,29 +61,36 @@ internal static class InteropImpairments
         InteropImpairment.Clean or InteropImpairment.RandomLoss => ImpairmentProfile.None,
         InteropImpairment.Delay => ImpairmentProfile.Delayed(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(5), keepOrder: true),
         InteropImpairment.Reordering => ImpairmentProfile.Reordered(0.05, gap: 3),
-        InteropImpairment.Duplication => ImpairmentProfile.Duplicated(0.01),
+        InteropImpairment.Duplication => ImpairmentProfile.Duplicated(DuplicateProbability),
         InteropImpairment.BurstyLoss => ImpairmentProfile.Bursty(),
         _ => throw new ArgumentOutOfRangeException(nameof(impairment), impairment, null),
     };
 }
 
+/// <summary>Datagrams dropped by a <see cref="StatisticLoss"/>, by direction, and those of at least <see cref="StatisticLoss.LargeDatagram"/> bytes.</summary>
+internal readonly record struct StatisticDrops(long Inbound, long InboundLarge, long Outbound, long OutboundLarge);
+
 /// <summary>
-/// Random loss of a WireGuard peer's UDP datagrams by iptables in its namespace: one rule on
-/// INPUT (datagrams to <c>port</c>) and one on OUTPUT (datagrams from it), each
-/// <c>-m statistic --mode random --probability P -j DROP</c>, tagged with a unique comment so
-/// their packet counters (what was actually dropped) can be read back. Disposal removes both.
+/// Random loss of a WireGuard peer's UDP datagrams by iptables in its namespace: rules on INPUT
+/// (datagrams to <c>port</c>) and on OUTPUT (datagrams from it), each
+/// <c>-m statistic --mode random --probability P -j DROP</c>. Each direction has two rules, for
+/// datagrams below and from <see cref="LargeDatagram"/> bytes (IP length), which together drop
+/// P of all datagrams and separately count how many data-carrying datagrams were dropped. Rules
+/// carry unique comments so their packet counters (what was actually dropped) can be read
+/// back. Disposal removes them.
 /// </summary>
 internal sealed class StatisticLoss : IAsyncDisposable
 {
-    private readonly IptablesRule _input;
-    private readonly IptablesRule _output;
+    /// <summary>The IP length from which a dropped datagram counts as large (<see cref="ImpairmentCounters.LargeDatagram"/> of UDP payload plus headers).</summary>
+    public const int LargeDatagram = ImpairmentCounters.LargeDatagram + 28;
+
+    private readonly List<IptablesRule> _rules;
     private readonly string _comment;
 
-    private StatisticLoss(NetworkNamespace ns, IptablesRule input, IptablesRule output, string comment)
+    private StatisticLoss(NetworkNamespace ns, List<IptablesRule> rules, string comment)
     {
         Namespace = ns;
-        _input = input;
-        _output = output;
+        _rules = rules;
         _comment = comment;
     }
 
@@ -88,46 +102,68 @@ internal sealed class StatisticLoss : IAsyncDisposable
         var comment = RunId.NextName('l');
         var p = probability.ToString("0.######", CultureInfo.InvariantCulture);
         var portText = port.ToString(CultureInfo.InvariantCulture);
-        var input = await IptablesRule.AddAsync(ns, "INPUT",
-            ["-p", "udp", "--dport", portText, "-m", "comment", "--comment", comment + "-in", "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"],
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+        var rules = new List<IptablesRule>();
+        var loss = new StatisticLoss(ns, rules, comment);
         try
         {
-            var output = await IptablesRule.AddAsync(ns, "OUTPUT",
-                ["-p", "udp", "--sport", portText, "-m", "comment", "--comment", comment + "-out", "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"],
-                cancellationToken: cancellationToken).ConfigureAwait(false);
-            return new StatisticLoss(ns, input, output, comment);
+            foreach (var (chain, portMatch, direction) in new[] { ("INPUT", "--dport", "in"), ("OUTPUT", "--sport", "out") })
+            {
+                foreach (var (lengths, size) in new[] { ($"0:{LargeDatagram - 1}", "small"), ($"{LargeDatagram}:65535", "large") })
+                {
+                    rules.Add(await IptablesRule.AddAsync(ns, chain,
+                        ["-p", "udp", portMatch, portText, "-m", "length", "--length", lengths, "-m", "comment", "--comment", $"{comment}-{direction}-{size}",
+                         "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"],
+                        cancellationToken: cancellationToken).ConfigureAwait(false));
+                }
+            }
+            return loss;
         }
         catch
         {
-            await input.DisposeAsync().ConfigureAwait(false);
+            await loss.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
 
     /// <summary>Datagrams dropped so far on the way in (to the port) and out (from it).</summary>
-    public async Task<(long Inbound, long Outbound)> ReadDroppedAsync(CancellationToken cancellationToken = default) =>
-        (await ReadAsync("INPUT", _comment + "-in", cancellationToken).ConfigureAwait(false),
-         await ReadAsync("OUTPUT", _comment + "-out", cancellationToken).ConfigureAwait(false));
+    public async Task<StatisticDrops> ReadDroppedAsync(CancellationToken cancellationToken = default)
+    {
+        var input = await ListAsync("INPUT", cancellationToken).ConfigureAwait(false);
+        var output = await ListAsync("OUTPUT", cancellationToken).ConfigureAwait(false);
+        long inLarge = Count(input, "in-large"), outLarge = Count(output, "out-large");
+        return new StatisticDrops(Count(input, "in-small") + inLarge, inLarge, Count(output, "out-small") + outLarge, outLarge);
+    }
 
     public async ValueTask DisposeAsync()
     {
-        try
+        List<Exception>? errors = null;
+        for (int i = _rules.Count - 1; i >= 0; i--)
         {
-            await _output.DisposeAsync().ConfigureAwait(false);
+            try
+            {
+                await _rules[i].DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ShellCommandException or InvalidOperationException)
+            {
+                (errors ??= []).Add(e);
+            }
         }
-        finally
+        _rules.Clear();
+        if (errors is not null)
         {
-            await _input.DisposeAsync().ConfigureAwait(false);
+            throw new AggregateException("Removing iptables rules failed.", errors);
         }
     }
 
+    private Task<ShellResult> ListAsync(string chain, CancellationToken cancellationToken) =>
+        Namespace.ExecAsync("iptables", ["-w", "10", "-t", "filter", "-L", chain, "-v", "-x", "-n"], cancellationToken: cancellationToken);
+
     // `iptables -L CHAIN -v -x -n` rows start with the packet count; ours carry the comment.
-    private async Task<long> ReadAsync(string chain, string comment, CancellationToken cancellationToken)
+    private long Count(ShellResult listing, string suffix)
     {
-        var listing = await Namespace.ExecAsync("iptables", ["-w", "10", "-t", "filter", "-L", chain, "-v", "-x", "-n"], cancellationToken: cancellationToken).ConfigureAwait(false);
+        var comment = $"{_comment}-{suffix}";
         var row = listing.StandardOutput.Split('\n').SingleOrDefault(line => line.Contains($"/* {comment} */", StringComparison.Ordinal))
-            ?? throw new InvalidOperationException($"No iptables rule with comment {comment} in {chain} of {Namespace}:\n{listing.StandardOutput}");
+            ?? throw new InvalidOperationException($"No iptables rule with comment {comment} in {Namespace}:\n{listing.StandardOutput}");
         return long.Parse(row.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], NumberStyles.None, CultureInfo.InvariantCulture);
     }
 }

@@ -89,10 +89,11 @@ internal static class StreamTransfer
     /// half-close) if given.
     /// </summary>
     public static async Task<TransferResult> SendAsync(Stream stream, long bytes, ulong seed, Func<ValueTask>? finish = null,
-        TransferProgress? progress = null, CancellationToken cancellationToken = default)
+        TransferProgress? progress = null, CancellationToken cancellationToken = default, int chunkSize = ChunkSize)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        ValidateChunk(chunkSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(chunkSize);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var stopwatch = Stopwatch.StartNew();
         try
@@ -100,7 +101,7 @@ internal static class StreamTransfer
             long sent = 0;
             while (sent < bytes)
             {
-                int count = (int)Math.Min(ChunkSize, bytes - sent);
+                int count = (int)Math.Min(chunkSize, bytes - sent);
                 Fill(buffer.AsSpan(0, count), seed, sent);
                 hash.AppendData(buffer, 0, count);
                 await stream.WriteAsync(buffer.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
@@ -122,10 +123,11 @@ internal static class StreamTransfer
 
     /// <summary>Reads <paramref name="stream"/> to its end, hashing; waits at <paramref name="gate"/> before each read.</summary>
     public static async Task<TransferResult> ReceiveAsync(Stream stream, ReadGate? gate = null, TransferProgress? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, int chunkSize = ChunkSize)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        ValidateChunk(chunkSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(chunkSize);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var stopwatch = Stopwatch.StartNew();
         try
@@ -137,7 +139,7 @@ internal static class StreamTransfer
                 {
                     await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
                 }
-                int count = await stream.ReadAsync(buffer.AsMemory(0, ChunkSize), cancellationToken).ConfigureAwait(false);
+                int count = await stream.ReadAsync(buffer.AsMemory(0, chunkSize), cancellationToken).ConfigureAwait(false);
                 if (count == 0)
                 {
                     return new TransferResult(received, Convert.ToHexString(hash.GetHashAndReset()), stopwatch.Elapsed);
@@ -158,10 +160,10 @@ internal static class StreamTransfer
     /// receiving to end of stream, on one connection: both directions at once.
     /// </summary>
     public static async Task<(TransferResult Sent, TransferResult Received)> ExchangeAsync(Stream stream, long bytes, ulong seed,
-        Func<ValueTask> finish, CancellationToken cancellationToken = default)
+        Func<ValueTask> finish, CancellationToken cancellationToken = default, int chunkSize = ChunkSize)
     {
-        var receive = Task.Run(() => ReceiveAsync(stream, cancellationToken: cancellationToken), cancellationToken);
-        var send = Task.Run(() => SendAsync(stream, bytes, seed, finish, cancellationToken: cancellationToken), cancellationToken);
+        var receive = Task.Run(() => ReceiveAsync(stream, cancellationToken: cancellationToken, chunkSize: chunkSize), cancellationToken);
+        var send = Task.Run(() => SendAsync(stream, bytes, seed, finish, cancellationToken: cancellationToken, chunkSize: chunkSize), cancellationToken);
         await Task.WhenAll(receive, send).ConfigureAwait(false);
         return (await send.ConfigureAwait(false), await receive.ConfigureAwait(false));
     }
@@ -184,6 +186,14 @@ internal static class StreamTransfer
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static void ValidateChunk(int chunkSize)
+    {
+        if (chunkSize <= 0 || chunkSize % 8 != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "The chunk size must be a positive multiple of 8.");
         }
     }
 
