@@ -1,0 +1,74 @@
+using System.Runtime.InteropServices;
+using MeshNet.Bench.EndToEnd;
+
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (Exception e) when (e is ArgumentException or FormatException)
+{
+    Console.Error.WriteLine(e.Message);
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return 2;
+}
+if (options.Help)
+{
+    Console.WriteLine(BenchOptions.Usage);
+    return 0;
+}
+
+Console.WriteLine($"MeshNet end-to-end TCP throughput: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}");
+Console.WriteLine($"each run: {options.Duration.TotalSeconds:0.#} s, stack runs capped at {options.Bytes >> 20} MiB; MTU {options.Mtu}");
+#if DEBUG
+Console.WriteLine("WARNING: a Debug build; run with -c Release for meaningful figures.");
+#endif
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cancel.Cancel();
+};
+
+var results = new List<BenchResult>();
+BenchResult? reference = null;
+int exitCode = 0;
+foreach (var scenario in options.Scenarios)
+{
+    var (name, target, run) = scenario switch
+    {
+        "reference" => (ReferenceScenario.Name, (double?)null, (Func<BenchOptions, CancellationToken, Task<BenchResult>>)ReferenceScenario.RunAsync),
+        "memory" => (StackScenarios.MemoryName, StackScenarios.MemoryTargetGbps, StackScenarios.RunMemoryAsync),
+        _ => (StackScenarios.WireGuardName, StackScenarios.WireGuardTargetGbps, StackScenarios.RunWireGuardAsync),
+    };
+    Console.WriteLine($"running {name} ...");
+    BenchResult result;
+    try
+    {
+        result = await run(options, cancel.Token);
+    }
+    catch (NotImplementedException e)
+    {
+        var where = e.TargetSite is { } site ? $"{site.DeclaringType?.Name}.{site.Name}" : "the stack";
+        result = BenchResult.CannotRun(name, target, $"the TCP/IP stack is not implemented yet ({where} threw NotImplementedException)");
+    }
+    catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+    {
+        result = BenchResult.CannotRun(name, target, "cancelled");
+    }
+    catch (Exception e)
+    {
+        result = BenchResult.CannotRun(name, target, $"failed: {e.GetType().Name}: {e.Message}");
+        Console.Error.WriteLine(e);
+        exitCode = 1;
+    }
+    if (scenario == "reference")
+    {
+        reference = result;
+    }
+    results.Add(result);
+}
+
+ResultTable.Print(results, reference, Console.Out);
+return exitCode;
