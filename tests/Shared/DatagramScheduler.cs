@@ -47,20 +47,6 @@ internal sealed partial class DatagramScheduler : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Datagrams queued or held, not yet sent.</summary>
-    public int Count
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _queue.Count + Volatile.Read(ref _heldCount);
-            }
-        }
-    }
-
-    private int _heldCount;
-
     /// <summary>Queues <paramref name="datagram"/> for <paramref name="due"/> (a <see cref="Stopwatch"/> timestamp). Thread-safe.</summary>
     /// <returns>False when the scheduler is stopping (the caller still owns the buffer).</returns>
     public bool Enqueue(in ScheduledDatagram datagram, long due)
@@ -178,7 +164,6 @@ internal sealed partial class DatagramScheduler : IDisposable
                     var profile = datagram.Direction.Profile;
                     long deadline = Stopwatch.GetTimestamp() + RelayDirection.ToTicks(profile.ReorderHold);
                     _held.Add(new HeldDatagram(datagram, profile.ReorderGap == 0 ? int.MaxValue : profile.ReorderGap, deadline));
-                    Interlocked.Increment(ref _heldCount);
                 }
                 else
                 {
@@ -209,7 +194,6 @@ internal sealed partial class DatagramScheduler : IDisposable
                 if (held.Remaining <= 0)
                 {
                     _held.RemoveAt(i);
-                    Interlocked.Decrement(ref _heldCount);
                     _releasing.Add(held);
                 }
                 else
@@ -227,7 +211,6 @@ internal sealed partial class DatagramScheduler : IDisposable
             foreach (var other in _releasing)
             {
                 _held.Add(other);
-                Interlocked.Increment(ref _heldCount);
             }
             _releasing.Clear();
             Send(released.Datagram);
@@ -243,7 +226,6 @@ internal sealed partial class DatagramScheduler : IDisposable
             if (held.Deadline <= now + EarlySlack)
             {
                 _held.RemoveAt(i);
-                Interlocked.Decrement(ref _heldCount);
                 SendAndRelease(held.Datagram);
                 i = -1; // the list changed under the loop: start over
             }

@@ -106,8 +106,8 @@ internal sealed class ImpairmentRelay : IDisposable
     /// <summary>The current impairment of B → A.</summary>
     public ImpairmentProfile ProfileBToA => _bToA.Profile;
 
-    /// <summary>Datagrams delayed or held back and not yet sent.</summary>
-    public int Pending => _scheduler.Count;
+    /// <summary>Datagrams delayed or held back and not yet sent (counted until their send returned).</summary>
+    public int Pending => _aToB.Pending + _bToA.Pending;
 
     /// <summary>Binds both sockets as <paramref name="options"/> says and starts relaying.</summary>
     /// <exception cref="ArgumentException">A profile is invalid; the message names it.</exception>

@@ -93,6 +93,9 @@ internal sealed class RelayDirection
         set => _profile = value;
     }
 
+    /// <summary>Datagrams handed to the scheduler and not yet sent or discarded (held ones included).</summary>
+    public int Pending => Volatile.Read(ref _pending);
+
     public static long ToTicks(TimeSpan time) => (long)(time.Ticks * (Stopwatch.Frequency / (double)TimeSpan.TicksPerSecond));
 
     /// <summary>Handles one received datagram (on the source side's receive thread).</summary>

@@ -46,7 +46,7 @@ public sealed class ImpairmentRelayTimingTests(ITestOutputHelper output)
         Report("20 ± 5 ms", delays);
         arrivals.Should().HaveCount(1500);
         delays.Min().Should().BeGreaterThanOrEqualTo(14.95);
-        Quantile(delays, 0.99).Should().BeLessThan(26.0);
+        Quantile(delays, 0.99).Should().BeLessThan(27.0, "at most 25 ms, plus 2 ms of scheduling on a busy shared machine");
         delays.Average().Should().BeInRange(19.5, 21.0);
         StandardDeviation(delays).Should().BeInRange(2.5, 3.4, "uniform on ±5 ms has a standard deviation of 2.89 ms");
         delays.Count(d => d < 17).Should().BeGreaterThan(150, "about 20% fall in [15, 17)");
@@ -64,7 +64,7 @@ public sealed class ImpairmentRelayTimingTests(ITestOutputHelper output)
         Report("20 ± 5 ms ordered", delays);
         arrivals.Select(a => a.Sequence).Should().Equal(Enumerable.Range(0, 1000));
         delays.Min().Should().BeGreaterThanOrEqualTo(14.95);
-        Quantile(delays, 0.99).Should().BeLessThan(26.0);
+        Quantile(delays, 0.99).Should().BeLessThan(27.0, "at most 25 ms, plus 2 ms of scheduling on a busy shared machine");
         StandardDeviation(delays).Should().BeGreaterThan(1.0, "jitter still varies the delay");
     }
 

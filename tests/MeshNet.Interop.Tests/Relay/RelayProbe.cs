@@ -91,19 +91,30 @@ internal sealed class RelayProbe : IDisposable
             var buffer = new byte[65_536];
             var from = new SocketAddress(AddressFamily.InterNetwork);
             var deadline = Stopwatch.GetTimestamp() + (long)((timeout ?? TimeSpan.FromSeconds(30)).TotalSeconds * Stopwatch.Frequency);
+            long? settledAt = null;
             while (Stopwatch.GetTimestamp() < deadline)
             {
                 // Done when the relay has taken every datagram sent, has none queued, and all it
-                // forwarded arrived (the counters are read in the order they are written).
+                // forwarded arrived, twice in a row 20 ms apart with nothing new (a datagram can be
+                // between "received" and "forwarded" on the relay's receiving thread).
                 if (Volatile.Read(ref sendingDone) && Relay.AToB.Received - relayedBefore >= count && Relay.Pending == 0
                     && Volatile.Read(ref received) >= Relay.AToB.Forwarded - forwardedBefore)
                 {
-                    return;
+                    if (settledAt is { } since && Stopwatch.GetElapsedTime(since) >= TimeSpan.FromMilliseconds(20))
+                    {
+                        return;
+                    }
+                    settledAt ??= Stopwatch.GetTimestamp();
+                }
+                else
+                {
+                    settledAt = null;
                 }
                 if (!Server.Poll(2_000, SelectMode.SelectRead))
                 {
                     continue;
                 }
+                settledAt = null;
                 int length = Server.ReceiveFrom(buffer, SocketFlags.None, from);
                 long now = Stopwatch.GetTimestamp();
                 int sequence = BinaryPrimitives.ReadInt32LittleEndian(buffer);
