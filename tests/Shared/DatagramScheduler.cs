@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace MeshNet.Tests.Shared;
 
 /// <summary>A datagram waiting in a <see cref="DatagramScheduler"/>: a pooled copy and what to do with it.</summary>
-/// <param name="Buffer">Rented from <see cref="DatagramBufferPool"/>; returned by the scheduler after sending.</param>
+/// <param name="Buffer">Rented from the direction's <see cref="DatagramBufferPool"/>; returned by the scheduler after sending.</param>
 /// <param name="Length">The datagram's length in <paramref name="Buffer"/>.</param>
 /// <param name="Direction">Where it goes.</param>
 /// <param name="Hold">True when, once due, it is held back to be overtaken (reordering).</param>
@@ -100,8 +100,7 @@ internal sealed partial class DatagramScheduler : IDisposable
 
     private static void Discard(in ScheduledDatagram datagram)
     {
-        datagram.Direction.OnDiscarded();
-        DatagramBufferPool.Return(datagram.Buffer);
+        datagram.Direction.Release(datagram.Buffer);
     }
 
     private void Run()
@@ -250,8 +249,7 @@ internal sealed partial class DatagramScheduler : IDisposable
         }
         finally
         {
-            datagram.Direction.OnDiscarded();
-            DatagramBufferPool.Return(datagram.Buffer);
+            datagram.Direction.Release(datagram.Buffer);
         }
     }
 
@@ -283,32 +281,28 @@ internal sealed partial class DatagramScheduler : IDisposable
 }
 
 /// <summary>
-/// Buffers for delayed datagrams. Datagrams up to <see cref="BufferSize"/> bytes (every
-/// WireGuard datagram of a 1420-byte tunnel MTU) get a buffer from a process-wide stack that
-/// keeps up to <see cref="MaxCached"/> of them; larger ones use <see cref="ArrayPool{T}.Shared"/>.
-/// (The shared pool's per-thread caches do not suit buffers that are rented on one thread and
-/// returned on another by the thousand: it would allocate now and then.)
+/// Buffers for the delayed datagrams of one relay. Datagrams up to <see cref="BufferSize"/> bytes
+/// (every WireGuard datagram of a 1420-byte tunnel MTU) get a buffer from a stack that keeps up
+/// to <see cref="MaxCached"/> of them; larger ones use <see cref="ArrayPool{T}.Shared"/>. (The
+/// shared pool's per-thread caches do not suit buffers rented on one thread and returned on
+/// another by the thousand: it would allocate now and then.) Thread-safe.
 /// </summary>
-/// <remarks>
-/// Static state by design: a cache of free buffers, shared by every relay in the process like
-/// <see cref="ArrayPool{T}.Shared"/>; it holds no data between uses.
-/// </remarks>
-internal static class DatagramBufferPool
+internal sealed class DatagramBufferPool
 {
     public const int BufferSize = 2048;
     public const int MaxCached = 16_384;
 
-    private static readonly Stack<byte[]> s_free = new();
+    private readonly Stack<byte[]> _free = new(); // guarded by itself
 
-    public static byte[] Rent(int length)
+    public byte[] Rent(int length)
     {
         if (length > BufferSize)
         {
             return ArrayPool<byte>.Shared.Rent(length);
         }
-        lock (s_free)
+        lock (_free)
         {
-            if (s_free.TryPop(out var buffer))
+            if (_free.TryPop(out var buffer))
             {
                 return buffer;
             }
@@ -316,18 +310,18 @@ internal static class DatagramBufferPool
         return new byte[BufferSize];
     }
 
-    public static void Return(byte[] buffer)
+    public void Return(byte[] buffer)
     {
         if (buffer.Length != BufferSize)
         {
             ArrayPool<byte>.Shared.Return(buffer);
             return;
         }
-        lock (s_free)
+        lock (_free)
         {
-            if (s_free.Count < MaxCached)
+            if (_free.Count < MaxCached)
             {
-                s_free.Push(buffer);
+                _free.Push(buffer);
             }
         }
     }

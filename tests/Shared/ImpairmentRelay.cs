@@ -76,8 +76,9 @@ internal sealed class ImpairmentRelay : IDisposable
         _a = new RelaySide("A", a, options.PeerA);
         _b = new RelaySide("B", b, options.PeerB);
         _scheduler = new DatagramScheduler($"relay {_a.LocalEndPoint}/{_b.LocalEndPoint}");
-        _aToB = new RelayDirection("A->B", _b, _scheduler, options.AToB, unchecked(options.Seed * 2 + 1));
-        _bToA = new RelayDirection("B->A", _a, _scheduler, options.BToA, unchecked(options.Seed * 2 + 2));
+        var pool = new DatagramBufferPool();
+        _aToB = new RelayDirection("A->B", _b, _scheduler, pool, options.AToB, unchecked(options.Seed * 2 + 1));
+        _bToA = new RelayDirection("B->A", _a, _scheduler, pool, options.BToA, unchecked(options.Seed * 2 + 2));
         _receiveA = StartReceiver(_a, _aToB);
         _receiveB = StartReceiver(_b, _bToA);
     }

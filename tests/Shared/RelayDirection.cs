@@ -74,11 +74,14 @@ internal sealed class RelayDirection
     private bool _lastDropped;
     private long _lastRelease;
 
-    public RelayDirection(string name, RelaySide destination, DatagramScheduler scheduler, ImpairmentProfile profile, int seed)
+    private readonly DatagramBufferPool _pool;
+
+    public RelayDirection(string name, RelaySide destination, DatagramScheduler scheduler, DatagramBufferPool pool, ImpairmentProfile profile, int seed)
     {
         Name = name;
         _destination = destination;
         _scheduler = scheduler;
+        _pool = pool;
         _profile = profile;
         _random = new Random(seed);
     }
@@ -168,13 +171,13 @@ internal sealed class RelayDirection
                 Counters.OnReordered();
             }
 
-            var buffer = DatagramBufferPool.Rent(datagram.Length);
+            var buffer = _pool.Rent(datagram.Length);
             datagram.CopyTo(buffer);
             Interlocked.Increment(ref _pending);
             if (!_scheduler.Enqueue(new ScheduledDatagram(buffer, datagram.Length, this, hold), release))
             {
                 Interlocked.Decrement(ref _pending);
-                DatagramBufferPool.Return(buffer);
+                _pool.Return(buffer);
                 return;
             }
         }
@@ -204,6 +207,10 @@ internal sealed class RelayDirection
         }
     }
 
-    /// <summary>A scheduled datagram left the scheduler (sent or discarded).</summary>
-    public void OnDiscarded() => Interlocked.Decrement(ref _pending);
+    /// <summary>A scheduled datagram left the scheduler (sent or discarded): its buffer goes back to the pool.</summary>
+    public void Release(byte[] buffer)
+    {
+        _pool.Return(buffer);
+        Interlocked.Decrement(ref _pending);
+    }
 }

@@ -39,16 +39,6 @@ internal static class InteropImpairments
     /// <summary>The probability of <see cref="InteropImpairment.Duplication"/>.</summary>
     public const double DuplicateProbability = 0.01;
 
-    /// <summary>Every impairment but <see cref="InteropImpairment.Clean"/>, for theories.</summary>
-    public static TheoryData<InteropImpairment> All => new()
-    {
-        InteropImpairment.RandomLoss,
-        InteropImpairment.Delay,
-        InteropImpairment.Reordering,
-        InteropImpairment.Duplication,
-        InteropImpairment.BurstyLoss,
-    };
-
     /// <summary>True when the impairment needs the relay on the path (all but clean and iptables loss).</summary>
     public static bool NeedsRelay(InteropImpairment impairment) => impairment is not (InteropImpairment.Clean or InteropImpairment.RandomLoss);
 
