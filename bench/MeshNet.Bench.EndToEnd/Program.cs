@@ -44,9 +44,18 @@ foreach (var scenario in options.Scenarios)
     };
     Console.WriteLine($"running {name} ...");
     BenchResult result;
+    // A stack that stalls must not hang the benchmark: each scenario gets its run time plus 90 s.
+    using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token);
+    var allowed = options.Duration + TimeSpan.FromSeconds(90);
+    limit.CancelAfter(allowed);
     try
     {
-        result = await run(options, cancel.Token);
+        result = await run(options, limit.Token).WaitAsync(allowed + TimeSpan.FromSeconds(30), cancel.Token);
+    }
+    catch (Exception e) when (e is OperationCanceledException or TimeoutException && !cancel.IsCancellationRequested)
+    {
+        result = BenchResult.CannotRun(name, target, $"timed out after {allowed.TotalSeconds:0} s");
+        exitCode = 1;
     }
     catch (NotImplementedException e)
     {
