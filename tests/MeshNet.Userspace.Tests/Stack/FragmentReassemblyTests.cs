@@ -202,6 +202,18 @@ public sealed class FragmentReassemblyTests : IDisposable
     }
 
     [Fact]
+    public void A_datagram_that_only_exceeds_65535_bytes_with_the_first_fragments_header_is_malformed()
+    {
+        var payload = new byte[65515];
+        var fragments = TestPackets.Fragments(RemoteV4, LocalV4, TestPackets.Udp, payload, 1024, 8);
+        fragments[0] = TestPackets.Ipv4(RemoteV4, LocalV4, TestPackets.Udp, payload.AsSpan(0, 1024), 8, 0x2000, options: new byte[40]);
+        _bed.InjectAll(fragments);
+        _bed.Drops.Should().Equal(new Dictionary<StackDropReason, long> { [StackDropReason.FragmentMalformed] = fragments.Count });
+        _bed.Stack.Reassembler.DatagramCount.Should().Be(0);
+        _bed.Counters.PacketsDelivered.Should().Be(0);
+    }
+
+    [Fact]
     public void The_largest_IPv6_datagram_is_reassembled()
     {
         using var socket = Bind(true);

@@ -9,7 +9,8 @@ namespace MeshNet.Userspace.Stack.Ip;
 /// hole tracking in spirit).
 /// </summary>
 /// <remarks>
-/// <para>Rules: fragments are keyed by (source, destination, identification, protocol); each is
+/// <para>Rules: fragments are keyed by <see cref="FragmentKey"/> (IPv4: source, destination,
+/// identification, protocol; IPv6: the same without the protocol, RFC 8200 4.5); each is
 /// checked on its own first (no data; non-last not a multiple of 8; beyond 65,535) and then
 /// against its datagram: exact and subset duplicates are dropped and the datagram kept;
 /// partial overlaps and contradictions of the datagram's end drop the whole datagram (RFC 5722,
@@ -156,12 +157,19 @@ internal sealed class FragmentReassembler : IDisposable
                     Evict(entry, StackDropReason.FragmentBudgetExceeded, ref released);
                     break;
                 default:
-                    if (Store(entry, index, header, unfragmentableLength, nextHeaderFieldOffset, offset, more, data, ref released) &&
-                        entry.IsComplete)
+                    if (!Store(entry, index, header, unfragmentableLength, nextHeaderFieldOffset, offset, more, data, ref released) ||
+                        !entry.IsComplete)
                     {
-                        Unlink(entry);
-                        completed = entry;
+                        break;
                     }
+                    if (AssembledLength(entry) > IpProtocol.MaxDatagram + (key.IsIPv6 ? IpProtocol.Ipv6HeaderLength : 0))
+                    {
+                        // Each fragment fit with its own header; with the first fragment's, the whole does not.
+                        Evict(entry, StackDropReason.FragmentMalformed, ref released);
+                        break;
+                    }
+                    Unlink(entry);
+                    completed = entry;
                     break;
             }
         }
@@ -317,11 +325,13 @@ internal sealed class FragmentReassembler : IDisposable
         }
     }
 
+    private static int AssembledLength(ReassemblyEntry entry) => entry.UnfragmentableLength + entry.TotalLength;
+
     // The entry is out of the table: builds the unfragmented datagram in a pooled buffer.
     private static ReassembledDatagram Assemble(ReassemblyEntry entry)
     {
         int headerLength = entry.UnfragmentableLength;
-        int length = headerLength + entry.TotalLength;
+        int length = AssembledLength(entry);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(length);
         Span<byte> packet = buffer.AsSpan(0, length);
         entry.Header.AsSpan(0, headerLength).CopyTo(packet);
@@ -346,6 +356,18 @@ internal sealed class FragmentReassembler : IDisposable
     }
 
     private void OnTimer()
+    {
+        try
+        {
+            ExpireDatagrams();
+        }
+        catch (Exception e)
+        {
+            StackLog.TimerError(_context.Logger, e); // never let a timer thread die
+        }
+    }
+
+    private void ExpireDatagrams()
     {
         ReassemblyEntry? expired = null;
         lock (_lock)
@@ -373,9 +395,9 @@ internal sealed class FragmentReassembler : IDisposable
             }
         }
 
-        for (var entry = expired; entry is not null; entry = entry.Newer)
+        try
         {
-            try
+            for (var entry = expired; entry is not null; entry = entry.Newer)
             {
                 _context.Counters.Drop(StackDropReason.FragmentTimeout, entry.Count);
                 StackLog.ReassemblyTimedOut(_context.Logger, entry.Key.Source, entry.Count);
@@ -384,12 +406,11 @@ internal sealed class FragmentReassembler : IDisposable
                     SendTimeExceeded(entry);
                 }
             }
-            catch (Exception e)
-            {
-                StackLog.TimerError(_context.Logger, e);
-            }
         }
-        Release(expired);
+        finally
+        {
+            Release(expired);
+        }
     }
 
     // RFC 792 / RFC 4443: time exceeded (fragment reassembly), quoting the first fragment.
