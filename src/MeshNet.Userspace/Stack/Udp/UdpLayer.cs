@@ -139,8 +139,7 @@ internal sealed class UdpLayer : ITransportHandler, IDisposable
         switch (outcome)
         {
             case UdpDelivery.Delivered:
-                _context.Counters.UdpDatagramReceived();
-                break;
+                break; // counted by the socket, before a waiting reader can see the datagram
             case UdpDelivery.QueueFull:
                 _context.Counters.Drop(StackDropReason.UdpReceiveQueueFull);
                 break;

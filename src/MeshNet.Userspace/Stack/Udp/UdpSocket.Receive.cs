@@ -30,6 +30,7 @@ public sealed partial class UdpSocket
             }
             RemoveWaiter(waiter);
         }
+        _layer.Context.Counters.UdpDatagramReceived();
         Complete(waiter, source, data);
         return UdpDelivery.Delivered;
     }
@@ -161,6 +162,7 @@ public sealed partial class UdpSocket
         data.CopyTo(buffer);
         _queue.Enqueue(new QueuedDatagram(buffer, data.Length, source, charge));
         _queuedBytes += charge;
+        _layer.Context.Counters.UdpDatagramReceived();
         return UdpDelivery.Delivered;
     }
 
