@@ -49,10 +49,18 @@ public sealed partial class IpStack : IPacketSink, IAsyncDisposable, IDisposable
         _context.Output = _output;
         _icmpErrors = new IcmpErrorSender(_context);
         _reassembler = new FragmentReassembler(_context, _icmpErrors);
-        _udp = new UdpLayer(_context, _icmpErrors);
-        _tcp = new TcpLayer(_context);
-        var icmp = new IcmpLayer(_context, _udp, _tcp);
-        _ip = new IpLayer(_context, icmp, _udp, _tcp, _icmpErrors, _reassembler);
+        try
+        {
+            _udp = new UdpLayer(_context, _icmpErrors);
+            _tcp = new TcpLayer(_context);
+            var icmp = new IcmpLayer(_context, _udp, _tcp);
+            _ip = new IpLayer(_context, icmp, _udp, _tcp, _icmpErrors, _reassembler);
+        }
+        catch
+        {
+            _reassembler.Dispose(); // its timer
+            throw;
+        }
     }
 
     /// <summary>
@@ -162,11 +170,23 @@ public sealed partial class IpStack : IPacketSink, IAsyncDisposable, IDisposable
         {
             return;
         }
-        _tcp.Dispose(); // first: it may still send resets
-        _udp.Dispose();
-        _reassembler.Dispose();
-        _output.Close();
-        StackLog.Stopped(_context.Logger);
+        try
+        {
+            _tcp.Dispose(); // first: it may still send resets
+        }
+        finally
+        {
+            try
+            {
+                _udp.Dispose();
+            }
+            finally
+            {
+                _reassembler.Dispose();
+                _output.Close();
+                StackLog.Stopped(_context.Logger);
+            }
+        }
     }
 
     /// <summary>Stops the stack as <see cref="Dispose"/> does.</summary>
