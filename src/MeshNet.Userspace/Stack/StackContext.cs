@@ -17,8 +17,11 @@ internal sealed class StackContext
         Time = options.TimeProvider;
         Logger = logger;
         Budget = new MemoryBudget(options.MemoryBudget);
-        Addresses = options.Addresses.Select(NetAddress.FromIPAddress).Distinct().ToArray();
+        _addresses = options.Addresses.Select(NetAddress.FromIPAddress).Distinct().ToArray();
     }
+
+    // The array behind Addresses: the per-packet checks loop over it without an enumerator.
+    private readonly NetAddress[] _addresses;
 
     public IpStackOptions Options { get; }
 
@@ -33,17 +36,17 @@ internal sealed class StackContext
     public MemoryBudget Budget { get; }
 
     /// <summary>The stack's own addresses.</summary>
-    public IReadOnlyList<NetAddress> Addresses { get; }
+    public IReadOnlyList<NetAddress> Addresses => _addresses;
 
     /// <summary>The IP send path; set once while the stack is built.</summary>
     public IIpOutput Output { get; set; } = null!;
 
     public int Mtu => Options.Mtu;
 
-    /// <summary>True when <paramref name="address"/> is one of the stack's own.</summary>
+    /// <summary>True when <paramref name="address"/> is one of the stack's own. Allocation-free.</summary>
     public bool IsLocal(NetAddress address)
     {
-        foreach (var local in Addresses)
+        foreach (var local in _addresses)
         {
             if (local == address)
             {
@@ -53,10 +56,10 @@ internal sealed class StackContext
         return false;
     }
 
-    /// <summary>The stack's first address of <paramref name="remote"/>'s family (default when it has none).</summary>
+    /// <summary>The stack's first address of <paramref name="remote"/>'s family (default when it has none). Allocation-free.</summary>
     public NetAddress SourceFor(NetAddress remote)
     {
-        foreach (var local in Addresses)
+        foreach (var local in _addresses)
         {
             if (local.IsIPv4 == remote.IsIPv4)
             {

@@ -32,11 +32,31 @@ public enum StackDropReason
     /// <summary>A fragment with bad offsets or lengths (beyond 65535, misaligned, or contradicting others).</summary>
     FragmentMalformed,
 
-    /// <summary>Fragments dropped because the reassembly memory limit was reached.</summary>
+    /// <summary>
+    /// Fragments dropped for lack of room: the reassembly memory limit, the stack's memory budget,
+    /// the limit on concurrent datagrams (the oldest incomplete datagrams are dropped first) or on
+    /// fragments per datagram.
+    /// </summary>
     FragmentBudgetExceeded,
 
     /// <summary>An incomplete datagram's fragments expired.</summary>
     FragmentTimeout,
+
+    /// <summary>
+    /// A fragment that overlaps another of the same datagram without being a duplicate of data
+    /// already held: the whole datagram is dropped (RFC 5722; also applied to IPv4), and each of
+    /// its fragments counts here.
+    /// </summary>
+    FragmentOverlap,
+
+    /// <summary>A fragment whose data was already held (an exact or subset duplicate): ignored, the datagram is kept.</summary>
+    FragmentDuplicate,
+
+    /// <summary>A packet written into the stack after it was disposed.</summary>
+    StackDisposed,
+
+    /// <summary>A packet whose processing threw an unexpected exception (a bug; it is logged).</summary>
+    StackInternalError,
 
     // ---- ICMP ----
 
@@ -45,6 +65,15 @@ public enum StackDropReason
 
     /// <summary>An ICMP error the stack would have sent but the rate limit suppressed.</summary>
     IcmpRateLimited,
+
+    /// <summary>
+    /// A valid ICMP message the stack does not act on: echo replies, neighbor discovery (the link
+    /// is point-to-point), redirects, parameter problems, unknown types.
+    /// </summary>
+    IcmpIgnored,
+
+    /// <summary>An ICMP error whose quoted packet is not one the stack could have sent (too short, malformed, not from our address).</summary>
+    IcmpBadQuote,
 
     // ---- UDP ----
 
