@@ -26,13 +26,14 @@ internal static class StackScenarios
 
     public static async Task<BenchResult> RunMemoryAsync(BenchOptions options, CancellationToken cancellationToken)
     {
-        using IMemoryLinkPair link = new QueuedMemoryLink();
+        using var link = new MemoryLink(new MemoryLinkOptions { QueueCapacity = 16_384 });
         IpStack? a = null, b = null;
         try
         {
             a = IpStack.Create(new IpStackOptions { Link = link.A, Addresses = [AddressA], Mtu = options.Mtu });
             b = IpStack.Create(new IpStackOptions { Link = link.B, Addresses = [AddressB], Mtu = options.Mtu });
-            link.Attach(atA: a, atB: b);
+            link.A.Receiver = a;
+            link.B.Receiver = b;
             return await BulkTcpAsync(MemoryName, MemoryTargetGbps, a, b, options, cancellationToken);
         }
         finally

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Reflection;
 using MeshNet.Interop.Tests.Infrastructure;
 using MeshNet.Interop.Tests.WireGuard;
 using MeshNet.Tests.Shared;
@@ -89,7 +88,7 @@ internal sealed class TcpTunnel : IAsyncDisposable
     public StatisticLoss? Loss { get; private set; }
 
     /// <summary>The stack's counters (retransmissions, drops).</summary>
-    public IpStackCounters StackCounters => StackCountersOf(Stack);
+    public IpStackCounters StackCounters => Stack.Counters;
 
     public static IPAddress Local(bool ipv6) => ipv6 ? LocalV6 : LocalV4;
 
@@ -254,30 +253,6 @@ internal sealed class TcpTunnel : IAsyncDisposable
             }
         }
         _resources.Clear();
-    }
-
-    /// <summary>
-    /// The stack's <see cref="IpStackCounters"/>.
-    /// TODO(stack): use <c>IpStack.Counters</c> directly once the stack's public API has it (the
-    /// stub does not yet); until then it is looked up by reflection: a public <c>Counters</c>
-    /// property, else the counters of the stack's internal <c>StackContext</c>.
-    /// </summary>
-    public static IpStackCounters StackCountersOf(IpStack stack)
-    {
-        const BindingFlags Instance = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic;
-        if (typeof(IpStack).GetProperty("Counters", Instance)?.GetValue(stack) is IpStackCounters counters)
-        {
-            return counters;
-        }
-        foreach (var member in typeof(IpStack).GetFields(Instance).Select(f => f.GetValue(stack))
-            .Concat(typeof(IpStack).GetProperties(Instance).Where(p => p.GetIndexParameters().Length == 0).Select(p => p.GetValue(stack))))
-        {
-            if (member is StackContext context)
-            {
-                return context.Counters;
-            }
-        }
-        throw new InvalidOperationException("IpStack exposes no IpStackCounters (neither a Counters property nor a StackContext).");
     }
 
     private async Task<T> AddAsync<T>(Task<T> creation) where T : IAsyncDisposable
