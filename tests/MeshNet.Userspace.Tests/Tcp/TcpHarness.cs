@@ -108,7 +108,7 @@ internal sealed class TcpHarness : IDisposable
     public TcpListener Listen(int backlog = 16) => Layer.Listen(new IPEndPoint(LocalAddress.ToIPAddress(), ListenPort), backlog);
 
     /// <summary>A passive connection taken through the handshake with the given peer options.</summary>
-    public TcpTestConnection EstablishPassive(PeerOptions? peer = null, int backlog = 16)
+    public TcpTestConnection EstablishPassive(PeerOptions? peer = null, int backlog = 16, double rttMs = 10)
     {
         peer ??= new PeerOptions();
         var listener = Listen(backlog);
@@ -117,6 +117,7 @@ internal sealed class TcpHarness : IDisposable
         var synAck = Single();
         synAck.Flags.Should().Be(TcpFlags.Syn | TcpFlags.Ack);
         connection.OnSynAck(synAck);
+        AdvanceMs(rttMs); // the handshake's RTT: SRTT = 10 ms, RTO = 210 ms by default
         Inject(connection.Seg(TcpFlags.Ack));
         Silence("the handshake's ACK needs no answer");
         connection.Cb = Layer.Find(connection.Key) ?? throw new InvalidOperationException("no connection");
@@ -125,10 +126,11 @@ internal sealed class TcpHarness : IDisposable
     }
 
     /// <summary>An active connection (we sent SYN, the peer answered SYN-ACK, we acknowledged).</summary>
-    public TcpTestConnection EstablishActive(PeerOptions? peer = null)
+    public TcpTestConnection EstablishActive(PeerOptions? peer = null, double rttMs = 10)
     {
         peer ??= new PeerOptions();
         var syn = StartActive(out var connection, peer);
+        AdvanceMs(rttMs);
         connection.Inject(connection.SynAckFor(syn));
         var ack = Single();
         ack.Flags.Should().Be(TcpFlags.Ack);

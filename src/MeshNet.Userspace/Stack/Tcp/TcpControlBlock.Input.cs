@@ -85,6 +85,14 @@ internal sealed partial class TcpControlBlock
             return;
         }
 
+        // SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, whatever its sequence number.
+        if (seg.Syn)
+        {
+            _ctx.Counters.Drop(StackDropReason.TcpChallenged);
+            SendChallengeAck(now);
+            return;
+        }
+
         if (!SequenceAcceptable(seg.Seq, seg.SeqLength))
         {
             if (seg.Rst)
@@ -121,14 +129,6 @@ internal sealed partial class TcpControlBlock
                 _ctx.Counters.Drop(StackDropReason.TcpChallenged);
                 SendChallengeAck(now);
             }
-            return;
-        }
-
-        // SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, whatever its sequence number.
-        if (seg.Syn)
-        {
-            _ctx.Counters.Drop(StackDropReason.TcpChallenged);
-            SendChallengeAck(now);
             return;
         }
 

@@ -227,9 +227,9 @@ internal sealed partial class TcpControlBlock
         _timers.Dispose();
         _rtx.Clear();
         _send.Clear();
-        if (error != SocketError.Success || _appClosed)
+        if (_appClosed)
         {
-            _recv.Clear(abandon: _pipeReadOutstanding);
+            _recv.Clear(abandon: _pipeReadOutstanding); // otherwise data received before a reset stays readable
         }
         _layer.Remove(this, wasTimeWait);
         if (Listener is { } listener)
