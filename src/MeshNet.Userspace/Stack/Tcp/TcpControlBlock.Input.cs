@@ -75,9 +75,15 @@ internal sealed partial class TcpControlBlock
             }
         }
 
-        // A retransmitted SYN while in SYN-RECEIVED: the SYN-ACK was lost; send it again.
-        if (State == TcpState.SynReceived && seg.Syn && !seg.HasAck && seg.Seq == _irs)
+        if (State == TcpState.SynReceived && seg.Syn && seg.Seq == _irs && !seg.Rst)
         {
+            if (seg.HasAck && TcpSeq.Lt(_sndUna, seg.Ack) && TcpSeq.Le(seg.Ack, _sndNxt))
+            {
+                // Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK crossed ours and acknowledges our SYN.
+                OnHandshakeAcked(ref seg, now);
+                return;
+            }
+            // A retransmitted SYN: our SYN-ACK was lost; send it again.
             if (RateLimitAllows(now))
             {
                 SendSyn(now);

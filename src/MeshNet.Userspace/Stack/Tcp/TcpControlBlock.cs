@@ -255,6 +255,10 @@ internal sealed partial class TcpControlBlock
         WakeAll();
         if (_options.TimeWaitDuration <= TimeSpan.Zero)
         {
+            if (_ackNow)
+            {
+                SendAck(Now); // the last ACK still goes out
+            }
             Destroy(SocketError.Success);
             return;
         }
