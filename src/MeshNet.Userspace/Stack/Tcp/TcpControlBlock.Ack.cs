@@ -19,6 +19,7 @@ internal sealed partial class TcpControlBlock
     {
         uint ack = seg.Ack;
         long priorFlight = FlightSize;
+        var priorState = _caState;
         uint priorFack = _rack.Fack;
         bool dsack = false;
         long newlySacked = 0;
@@ -115,7 +116,7 @@ internal sealed partial class TcpControlBlock
                 }
                 break;
             case CongestionState.Open:
-                if (acked > 0)
+                if (acked > 0 && priorState == CongestionState.Open) // not on the ACK that ended recovery or undid it
                 {
                     _cc.OnAck(acked, now, _rtt.Srtt, _cwndLimited || _cc.Cwnd < 2 * priorFlight);
                 }

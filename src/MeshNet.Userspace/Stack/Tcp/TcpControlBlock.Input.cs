@@ -417,7 +417,7 @@ internal sealed partial class TcpControlBlock
         _lastSendTime = now;
         _rcvSpaceTime = now;
         _rcvSpace = _rcvBufSize / 2;
-        _recoverSeq = _sndUna;
+        _recoverSeq = _iss; // RFC 6582 §3.1: recover = ISS
         _lostHintSeq = _sndUna;
         _rack.Fack = _sndUna;
         _rack.EndSeq = _sndUna;
