@@ -122,6 +122,7 @@ internal sealed class NewRenoCongestionControl(int mss) : CongestionControl(mss)
         {
             return;
         }
+        acked = Math.Min(acked, MaxCwnd);
         if (InSlowStart)
         {
             acked = SlowStart(acked);

@@ -40,6 +40,7 @@ internal sealed class CubicCongestionControl(int mss) : CongestionControl(mss)
         {
             return;
         }
+        acked = Math.Min(acked, MaxCwnd);
         if (InSlowStart)
         {
             acked = SlowStart(acked);
@@ -64,12 +65,13 @@ internal sealed class CubicCongestionControl(int mss) : CongestionControl(mss)
             _wEst = cwnd;
         }
         double segments = (double)acked / Mss;
-        double t = (now - _epochStart) / 1e6;
+        double t = Math.Max(0, now - _epochStart) / 1e6;
         double alpha = _wEst >= _cwndPrior ? 1.0 : AlphaReno;
         _wEst += alpha * segments / cwnd;
         double wCubic = W(t);
         if (wCubic < _wEst)
         {
+            _wEst = Math.Min(_wEst, (double)MaxCwnd / Mss);
             Cwnd = (long)(_wEst * Mss); // Reno-friendly region
             return;
         }

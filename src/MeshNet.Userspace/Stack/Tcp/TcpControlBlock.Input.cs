@@ -247,7 +247,7 @@ internal sealed partial class TcpControlBlock
 
     private void OnResetReceived()
     {
-        TcpLog.ResetByPeer(_ctx.Logger, Key.ToString(), State);
+        TcpLog.ResetByPeer(_ctx.Logger, Key, State);
         switch (State)
         {
             case TcpState.SynReceived:
@@ -282,7 +282,7 @@ internal sealed partial class TcpControlBlock
         {
             if (seg.HasAck)
             {
-                TcpLog.ResetByPeer(_ctx.Logger, Key.ToString(), State);
+                TcpLog.ResetByPeer(_ctx.Logger, Key, State);
                 Destroy(SocketError.ConnectionRefused);
             }
             else
@@ -426,7 +426,7 @@ internal sealed partial class TcpControlBlock
         {
             _timers.Set(TcpTimer.KeepAlive, now + (long)idle.TotalMicroseconds);
         }
-        TcpLog.Established(_ctx.Logger, Key.ToString(), IsPassive ? "passive" : "active", _mss, _sndWndScale, _rcvWndScale, _sackEnabled, _tsEnabled);
+        TcpLog.Established(_ctx.Logger, Key, IsPassive ? "passive" : "active", _mss, _sndWndScale, _rcvWndScale, _sackEnabled, _tsEnabled);
         if (IsPassive && Listener is { } listener)
         {
             Listener = null;

@@ -325,7 +325,7 @@ internal sealed partial class TcpControlBlock
         }
         if (_probesUnanswered > 0 && now - _probeStart >= (long)_options.UserTimeout.TotalMicroseconds)
         {
-            TcpLog.TimedOut(_ctx.Logger, Key.ToString(), State, "zero-window probes unanswered");
+            TcpLog.TimedOut(_ctx.Logger, Key, State, "zero-window probes unanswered");
             Destroy(System.Net.Sockets.SocketError.TimedOut);
             return;
         }

@@ -362,7 +362,7 @@ internal sealed partial class TcpControlBlock
         }
         if (now - _ackProgressTime >= (long)_options.UserTimeout.TotalMicroseconds)
         {
-            TcpLog.TimedOut(_ctx.Logger, Key.ToString(), State, "user timeout");
+            TcpLog.TimedOut(_ctx.Logger, Key, State, "user timeout");
             Destroy(_softError != System.Net.Sockets.SocketError.Success ? _softError : System.Net.Sockets.SocketError.TimedOut);
             return;
         }

@@ -91,7 +91,7 @@ internal sealed partial class TcpControlBlock
             case TcpState.SynReceived:
                 if (State == TcpState.SynReceived && _synRetries >= MaxSynAckRetries)
                 {
-                    TcpLog.TimedOut(_ctx.Logger, Key.ToString(), State, "handshake");
+                    TcpLog.TimedOut(_ctx.Logger, Key, State, "handshake");
                     Destroy(IsPassive ? SocketError.Success : SocketError.TimedOut);
                     return;
                 }
@@ -114,11 +114,11 @@ internal sealed partial class TcpControlBlock
         {
             case TcpState.SynSent:
             case TcpState.SynReceived when !IsPassive:
-                TcpLog.TimedOut(_ctx.Logger, Key.ToString(), State, "connect");
+                TcpLog.TimedOut(_ctx.Logger, Key, State, "connect");
                 Destroy(_softError != SocketError.Success ? _softError : SocketError.TimedOut);
                 break;
             case TcpState.FinWait2:
-                TcpLog.TimedOut(_ctx.Logger, Key.ToString(), State, "FIN-WAIT-2");
+                TcpLog.TimedOut(_ctx.Logger, Key, State, "FIN-WAIT-2");
                 Destroy(SocketError.Success);
                 break;
             case TcpState.TimeWait:
@@ -153,7 +153,7 @@ internal sealed partial class TcpControlBlock
         }
         if (_keepAliveProbes >= _options.KeepAliveProbes)
         {
-            TcpLog.TimedOut(_ctx.Logger, Key.ToString(), State, "keepalive");
+            TcpLog.TimedOut(_ctx.Logger, Key, State, "keepalive");
             Destroy(_softError != SocketError.Success ? _softError : SocketError.TimedOut);
             return;
         }

@@ -238,7 +238,7 @@ internal sealed partial class TcpControlBlock
             listener.OnHalfOpenGone(this);
         }
         WakeAll();
-        TcpLog.Closed(_ctx.Logger, Key.ToString(), _error);
+        TcpLog.Closed(_ctx.Logger, Key, _error);
     }
 
     /// <summary>Enters TIME-WAIT: buffers are freed and only the 2 MSL timer remains.</summary>

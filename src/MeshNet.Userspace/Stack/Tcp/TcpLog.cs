@@ -16,16 +16,16 @@ internal static partial class TcpLog
     public static partial void ListenerStopped(ILogger logger, string endpoint);
 
     [LoggerMessage(EventId = 3110, Level = LogLevel.Debug, Message = "TCP {Flow}: established ({Role}), MSS {Mss}, window scale {SendScale}/{ReceiveScale}, SACK {Sack}, timestamps {Timestamps}")]
-    public static partial void Established(ILogger logger, string flow, string role, int mss, int sendScale, int receiveScale, bool sack, bool timestamps);
+    public static partial void Established(ILogger logger, TcpFlowKey flow, string role, int mss, int sendScale, int receiveScale, bool sack, bool timestamps);
 
     [LoggerMessage(EventId = 3111, Level = LogLevel.Debug, Message = "TCP {Flow}: closed ({Reason})")]
-    public static partial void Closed(ILogger logger, string flow, SocketError reason);
+    public static partial void Closed(ILogger logger, TcpFlowKey flow, SocketError reason);
 
     [LoggerMessage(EventId = 3112, Level = LogLevel.Debug, Message = "TCP {Flow}: reset by the peer in {State}")]
-    public static partial void ResetByPeer(ILogger logger, string flow, TcpState state);
+    public static partial void ResetByPeer(ILogger logger, TcpFlowKey flow, TcpState state);
 
     [LoggerMessage(EventId = 3113, Level = LogLevel.Debug, Message = "TCP {Flow}: timed out in {State} ({What})")]
-    public static partial void TimedOut(ILogger logger, string flow, TcpState state, string what);
+    public static partial void TimedOut(ILogger logger, TcpFlowKey flow, TcpState state, string what);
 
     [LoggerMessage(EventId = 3120, Level = LogLevel.Warning, Message = "TCP listener on {Endpoint}: half-open queue full, sending SYN cookies")]
     public static partial void SynCookiesActive(ILogger logger, string endpoint);
