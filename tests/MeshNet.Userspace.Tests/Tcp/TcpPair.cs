@@ -123,7 +123,6 @@ internal sealed class TcpPair : IDisposable
                 if (record.Sent > record.Dropped)
                 {
                     SpuriousRetransmissions++;
-                    A.Trace?.Invoke($"{Time.GetUtcNow().UtcTicks / 10} SPURIOUS seq={seq} sent={record.Sent} dropped={record.Dropped}");
                 }
             }
             copies[seq] = (record.Sent + 1, record.Dropped + (drop ? 1 : 0));

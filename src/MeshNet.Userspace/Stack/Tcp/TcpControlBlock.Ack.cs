@@ -257,7 +257,6 @@ internal sealed partial class TcpControlBlock
             _tlpDsacked = true;
         }
         int episode = TakeSpuriousRetransmission(start, end);
-        _layer.Trace?.Invoke($"{Now} dsack {start - _iss}-{end - _iss} episode={episode} current={_episode} undo={_undoActive} ur={_undoRetrans}");
         if (_undoActive && episode == _episode && _undoRetrans > 0)
         {
             _undoRetrans--;

@@ -204,7 +204,7 @@ internal sealed partial class TcpControlBlock
 
         if (seg.Payload.Length > 0 || seg.Fin)
         {
-            ProcessData(seg.Seq, seg.Payload, seg.Fin, ref seg.Options, now);
+            ProcessData(seg.Seq, seg.Payload, seg.Fin, ref seg.Options, now, (seg.Flags & TcpFlags.Psh) != 0);
         }
     }
 

@@ -172,7 +172,6 @@ internal sealed partial class TcpControlBlock
             data = _mss;
         }
         var flags = TcpFlags.Ack | (fin ? TcpFlags.Fin : TcpFlags.None);
-        _layer.Trace?.Invoke($"{now} rtx seq={segment.Seq - _iss} len={segment.Length} flags={segment.Flags} ca={_caState} una={_sndUna - _iss} nxt={_sndNxt - _iss} rack.x={_rack.XmitTime} rack.rtt={_rack.Rtt} seg.x={segment.XmitTime} reo={_rack.ReorderingSeen} sacked={_rtx.SackedSegments} pipe={Pipe} cwnd={_cc.Cwnd}");
         Emit(segment.Seq, flags, SendOffset(segment.Seq), data);
         _rtx.MarkRetransmitted(index, now, ++_xmitOrder);
         _lostHintSeq = segment.End;
@@ -249,6 +248,7 @@ internal sealed partial class TcpControlBlock
             _ackNow = false;
             _dsackPending = false;
             _unackedRcvBytes = 0;
+            _pushedUnacked = false;
             _timers.Clear(TcpTimer.DelayedAck);
         }
     }

@@ -12,6 +12,7 @@ internal sealed partial class TcpControlBlock
     // ---- ACK generation ----
     private bool _ackNow;
     private long _unackedRcvBytes;
+    private bool _pushedUnacked;
     private int _quickAcks;
     private bool _dsackPending;
     private long _dsackStart;
@@ -25,7 +26,7 @@ internal sealed partial class TcpControlBlock
     private long _rcvRttTime;
     private uint _rcvRttSeq;
 
-    private void ProcessData(uint seq, ReadOnlySpan<byte> payload, bool fin, ref TcpOptions options, long now)
+    private void ProcessData(uint seq, ReadOnlySpan<byte> payload, bool fin, ref TcpOptions options, long now, bool push = false)
     {
         if (State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2))
         {
@@ -68,6 +69,7 @@ internal sealed partial class TcpControlBlock
             {
                 long advanced = _recv.End - before;
                 _unackedRcvBytes += advanced;
+                _pushedUnacked |= push;
                 if (payload.Length > _rcvMss)
                 {
                     _rcvMss = Math.Min(payload.Length, _advMss);
@@ -330,11 +332,16 @@ internal sealed partial class TcpControlBlock
         _rcvBufSize = window;
     }
 
-    /// <summary>Bookkeeping after the application consumed data: auto-tuning and a window update when due.</summary>
+    /// <summary>
+    /// Bookkeeping after the application consumed data: auto-tuning, a window update when due,
+    /// and the pending delayed ACK at once when the reader drained everything up to a pushed
+    /// segment (Linux tcp_cleanup_rbuf): the end of a message is acknowledged from the read
+    /// itself rather than from the delayed-ACK timer.
+    /// </summary>
     private void AfterConsume(long now)
     {
         AutoTuneReceiveBuffer(now);
-        if (WindowUpdateNeeded())
+        if (WindowUpdateNeeded() || (_pushedUnacked && _unackedRcvBytes > 0 && _recv.Available == 0))
         {
             _ackNow = true;
         }

@@ -43,6 +43,9 @@ internal sealed partial class TcpControlBlock
     /// <summary>Segments of new data built per lock hold before the lock is released to send them.</summary>
     private const int OutputBatchSegments = 32;
 
+    /// <summary>Packets one <see cref="Flush"/> call sends before handing the rest to the thread pool.</summary>
+    private const int MaxPacketsPerFlush = 4 * OutputBatchSegments;
+
     /// <summary>SYN-ACK retransmissions before a half-open connection is dropped (Linux tcp_synack_retries).</summary>
     private const int MaxSynAckRetries = 5;
 
@@ -56,7 +59,8 @@ internal sealed partial class TcpControlBlock
     private readonly StackContext _ctx;
     private readonly TcpStackOptions _options;
     private readonly TcpTimerSet _timers;
-    private readonly PacketQueue _out = new();
+    private PacketQueue _out = new();
+    private PacketQueue _spare = new(); // the flushing thread's batch (see Flush)
     private readonly SendBuffer _send;
     private readonly ReceiveBuffer _recv;
     private readonly RetransmitQueue _rtx = new();
@@ -350,9 +354,19 @@ internal sealed partial class TcpControlBlock
 
     // ------------------------------------------------------------------ output queue
 
-    /// <summary>Hands queued segments to the IP output; call after releasing the lock.</summary>
+    /// <summary>
+    /// Hands queued segments to the IP output; call after releasing the lock. The flushing
+    /// thread swaps the whole queue out under one lock acquisition and sends the batch without
+    /// the lock (so the link and the application contend on the lock once per batch, not per
+    /// packet), and loops while more is queued, building more data segments when the previous
+    /// batch was cut short. A flush sends at most <see cref="MaxPacketsPerFlush"/> packets:
+    /// beyond that it hands the rest to the thread pool, so the thread that happened to start
+    /// flushing (often an application's pool thread) is not held hostage by segments other
+    /// threads keep producing; whichever thread queues output next takes over sooner.
+    /// </summary>
     public void Flush()
     {
+        PacketQueue batch;
         lock (Sync)
         {
             if (_flushing || (_out.Count == 0 && !_sendMoreRequested))
@@ -361,19 +375,26 @@ internal sealed partial class TcpControlBlock
             }
             _flushing = true;
         }
+        int sent = 0;
         while (true)
         {
-            byte[] buffer;
-            int length;
             lock (Sync)
             {
+                bool more = _out.Count > 0 || _sendMoreRequested;
+                if (more && sent >= MaxPacketsPerFlush)
+                {
+                    _flushing = false;
+                    ThreadPool.UnsafeQueueUserWorkItem(static cb => cb.Flush(), this, preferLocal: false);
+                    return;
+                }
                 if (_out.Count == 0 && _sendMoreRequested)
                 {
                     _sendMoreRequested = false;
                     if (!_destroyed)
                     {
-                        TrySendData(Now);
-                        _timers.Schedule(Now);
+                        long now = Now;
+                        TrySendData(now);
+                        _timers.Schedule(now);
                     }
                 }
                 if (_out.Count == 0)
@@ -381,17 +402,24 @@ internal sealed partial class TcpControlBlock
                     _flushing = false;
                     return;
                 }
-                (buffer, length) = _out.Dequeue();
+                batch = _out;
+                _out = _spare;
+                _spare = batch;
             }
-            try
+            while (batch.Count > 0)
             {
-                _ctx.Output.Send(Key.LocalAddress, Key.RemoteAddress, TcpSegment.Protocol, buffer, length);
+                var (buffer, length) = batch.Dequeue();
+                try
+                {
+                    _ctx.Output.Send(Key.LocalAddress, Key.RemoteAddress, TcpSegment.Protocol, buffer, length);
+                }
+                catch (Exception exception)
+                {
+                    TcpLog.OutputError(_ctx.Logger, exception);
+                }
+                ArrayPool<byte>.Shared.Return(buffer);
+                sent++;
             }
-            catch (Exception exception)
-            {
-                TcpLog.OutputError(_ctx.Logger, exception);
-            }
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -52,8 +52,6 @@ internal sealed partial class TcpLayer : ITransportHandler, IDisposable
     /// <summary>Data segments acknowledged immediately at the start of a connection (Linux quick-ACK mode; speeds up slow start).</summary>
     public int QuickAckSegments { get; set; } = 16;
 
-    public Action<string>? Trace { get; set; }
-
     /// <summary>Connections in the table (every state, TIME-WAIT included).</summary>
     public int ConnectionCount => Volatile.Read(ref _connectionCount);
 
