@@ -1,11 +1,9 @@
-using System.Buffers;
-
 namespace MeshNet.Userspace.Stack.Tcp;
 
 /// <summary>
 /// Segments built under a connection's lock and waiting to be handed to the IP output after
 /// the lock is released (so a synchronous link can never re-enter or deadlock the stack).
-/// Buffers are rented from <see cref="ArrayPool{T}.Shared"/> and returned once sent.
+/// Buffers come from the layer's <see cref="SegmentBufferPool"/> and go back to it once sent.
 /// </summary>
 /// <remarks>Not thread-safe: the owning connection's lock guards it.</remarks>
 internal sealed class PacketQueue
@@ -40,12 +38,12 @@ internal sealed class PacketQueue
         return item;
     }
 
-    /// <summary>Returns every queued buffer to the pool without sending.</summary>
-    public void Clear()
+    /// <summary>Returns every queued buffer to <paramref name="pool"/> without sending.</summary>
+    public void Clear(SegmentBufferPool pool)
     {
         while (Count > 0)
         {
-            ArrayPool<byte>.Shared.Return(Dequeue().Buffer);
+            pool.Return(Dequeue().Buffer);
         }
     }
 }

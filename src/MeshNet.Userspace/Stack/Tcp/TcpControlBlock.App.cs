@@ -559,9 +559,9 @@ internal sealed partial class TcpControlBlock
     {
         lock (Sync)
         {
-            _out.Clear();
+            _out.Clear(_layer.Buffers);
             Destroy(SocketError.OperationAborted);
-            _out.Clear();
+            _out.Clear(_layer.Buffers);
         }
     }
 

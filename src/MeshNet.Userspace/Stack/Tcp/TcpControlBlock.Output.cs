@@ -222,7 +222,7 @@ internal sealed partial class TcpControlBlock
         int optionsLength = (timestamps ? TcpOptions.TimestampsLength : 0) + TcpOptions.SackLength(sackBlocks);
         int headerLength = TcpSegment.HeaderLength + optionsLength;
         int total = headerLength + dataLength;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(IIpOutput.HeaderRoom + total);
+        byte[] buffer = _layer.Buffers.Rent(IIpOutput.HeaderRoom + total);
         var packet = buffer.AsSpan(IIpOutput.HeaderRoom, total);
         ushort window = (flags & TcpFlags.Rst) != 0 ? (ushort)0 : SelectWindow();
         uint ack = (flags & TcpFlags.Ack) != 0 ? _rcvNxt : 0;
@@ -262,7 +262,7 @@ internal sealed partial class TcpControlBlock
         bool timestamps = !synAck || _tsEnabled;
         int optionsLength = TcpOptions.SynLength(windowScale, sack, timestamps);
         int total = TcpSegment.HeaderLength + optionsLength;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(IIpOutput.HeaderRoom + total);
+        byte[] buffer = _layer.Buffers.Rent(IIpOutput.HeaderRoom + total);
         var packet = buffer.AsSpan(IIpOutput.HeaderRoom, total);
         var flags = TcpFlags.Syn | (synAck ? TcpFlags.Ack : TcpFlags.None);
         ushort window = (ushort)Math.Min(_rcvBufSize, 65535);
@@ -288,7 +288,7 @@ internal sealed partial class TcpControlBlock
     {
         var flags = TcpFlags.Rst | (withAck ? TcpFlags.Ack : TcpFlags.None);
         int total = TcpSegment.HeaderLength;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(IIpOutput.HeaderRoom + total);
+        byte[] buffer = _layer.Buffers.Rent(IIpOutput.HeaderRoom + total);
         var packet = buffer.AsSpan(IIpOutput.HeaderRoom, total);
         TcpSegment.WriteHeader(packet, Key.LocalPort, Key.RemotePort, seq, withAck ? _rcvNxt : 0, flags, 0, 0);
         TcpSegment.SetChecksum(packet, Key.LocalAddress, Key.RemoteAddress);

@@ -38,7 +38,7 @@ internal enum CongestionState : byte
 /// and a link that calls back into the stack synchronously cannot deadlock it.
 /// </para>
 /// </remarks>
-internal sealed partial class TcpControlBlock
+internal sealed partial class TcpControlBlock : IThreadPoolWorkItem
 {
     /// <summary>Segments of new data built per lock hold before the lock is released to send them.</summary>
     private const int OutputBatchSegments = 32;
@@ -384,7 +384,7 @@ internal sealed partial class TcpControlBlock
                 if (more && sent >= MaxPacketsPerFlush)
                 {
                     _flushing = false;
-                    ThreadPool.UnsafeQueueUserWorkItem(static cb => cb.Flush(), this, preferLocal: false);
+                    ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
                     return;
                 }
                 if (_out.Count == 0 && _sendMoreRequested)
@@ -417,11 +417,14 @@ internal sealed partial class TcpControlBlock
                 {
                     TcpLog.OutputError(_ctx.Logger, exception);
                 }
-                ArrayPool<byte>.Shared.Return(buffer);
+                _layer.Buffers.Return(buffer);
                 sent++;
             }
         }
     }
+
+    /// <summary>A flush handed to the thread pool (see <see cref="Flush"/>).</summary>
+    void IThreadPoolWorkItem.Execute() => Flush();
 
     // ------------------------------------------------------------------ timer entry
 

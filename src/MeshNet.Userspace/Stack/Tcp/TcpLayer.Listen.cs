@@ -176,7 +176,7 @@ internal sealed partial class TcpLayer
         int receiveScale = TcpControlBlock.WindowScaleFor(Context.Tcp.MaxReceiveBuffer);
         int optionsLength = TcpOptions.SynLength(windowScale, sack, timestamps);
         int total = TcpSegment.HeaderLength + optionsLength;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(IIpOutput.HeaderRoom + total);
+        byte[] buffer = Buffers.Rent(IIpOutput.HeaderRoom + total);
         var packet = buffer.AsSpan(IIpOutput.HeaderRoom, total);
         ushort window = (ushort)Math.Min(Context.Tcp.InitialReceiveWindow, 65535);
         TcpSegment.WriteHeader(packet, key.LocalPort, key.RemotePort, iss, syn.Seq + 1, TcpFlags.Syn | TcpFlags.Ack, window, optionsLength);

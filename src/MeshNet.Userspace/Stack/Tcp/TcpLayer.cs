@@ -33,6 +33,7 @@ internal sealed partial class TcpLayer : ITransportHandler, IDisposable
     {
         Context = context;
         Pages = new PagePool(1024);
+        Buffers = new SegmentBufferPool(context.Mtu);
         Isn = new IsnGenerator(new SipHash(), context.Time);
         Cookies = new SynCookies(new SipHash(), new SipHash(), context.Time);
         _portHash = new SipHash();
@@ -44,6 +45,9 @@ internal sealed partial class TcpLayer : ITransportHandler, IDisposable
 
     /// <summary>Free buffer pages shared by every connection.</summary>
     public PagePool Pages { get; }
+
+    /// <summary>Buffers for outgoing segments.</summary>
+    public SegmentBufferPool Buffers { get; }
 
     public IsnGenerator Isn { get; }
 
@@ -143,7 +147,7 @@ internal sealed partial class TcpLayer : ITransportHandler, IDisposable
     private void SendStateless(in TcpFlowKey key, uint seq, uint ack, TcpFlags flags)
     {
         const int length = TcpSegment.HeaderLength;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(IIpOutput.HeaderRoom + length);
+        byte[] buffer = Buffers.Rent(IIpOutput.HeaderRoom + length);
         var packet = buffer.AsSpan(IIpOutput.HeaderRoom, length);
         TcpSegment.WriteHeader(packet, key.LocalPort, key.RemotePort, seq, ack, flags, 0, 0);
         TcpSegment.SetChecksum(packet, key.LocalAddress, key.RemoteAddress);
@@ -160,7 +164,7 @@ internal sealed partial class TcpLayer : ITransportHandler, IDisposable
         {
             TcpLog.OutputError(Context.Logger, exception);
         }
-        ArrayPool<byte>.Shared.Return(buffer);
+        Buffers.Return(buffer);
     }
 
     public void OnIcmpError(IcmpErrorKind kind, int mtu, ReadOnlySpan<byte> quoted)
