@@ -39,7 +39,7 @@ internal enum ReceiveOutcome
 internal sealed class ReceiveBuffer(PagePool pool, MemoryBudget budget)
 {
     /// <summary>Separate out-of-order ranges held at most; a segment that would add another is dropped.</summary>
-    public const int MaxRanges = 32;
+    public const int MaxRanges = 256;
 
     private struct Range
     {

@@ -241,7 +241,7 @@ internal sealed partial class TcpControlBlock
             _send.CopyTo(dataOffset, packet.Slice(headerLength, dataLength));
         }
         TcpSegment.SetChecksum(packet, Key.LocalAddress, Key.RemoteAddress);
-        _out.Enqueue(buffer, total);
+        Enqueue(buffer, total);
         if ((flags & TcpFlags.Ack) != 0)
         {
             _lastAckSent = _rcvNxt;
@@ -271,7 +271,7 @@ internal sealed partial class TcpControlBlock
         TcpOptions.WriteSyn(packet[TcpSegment.HeaderLength..], (ushort)Math.Min(_advMss, 65535), windowScale ? _rcvWndScale : -1, sack, timestamps,
             tsVal, synAck && _tsRecentValid ? _tsRecent : 0);
         TcpSegment.SetChecksum(packet, Key.LocalAddress, Key.RemoteAddress);
-        _out.Enqueue(buffer, total);
+        Enqueue(buffer, total);
         if (synAck)
         {
             _rcvAdvEdge = _rcvNxt + window;
@@ -292,7 +292,7 @@ internal sealed partial class TcpControlBlock
         var packet = buffer.AsSpan(IIpOutput.HeaderRoom, total);
         TcpSegment.WriteHeader(packet, Key.LocalPort, Key.RemotePort, seq, withAck ? _rcvNxt : 0, flags, 0, 0);
         TcpSegment.SetChecksum(packet, Key.LocalAddress, Key.RemoteAddress);
-        _out.Enqueue(buffer, total);
+        Enqueue(buffer, total);
     }
 
     /// <summary>Arms the zero-window probe timer when data waits, nothing is in flight and nothing else will wake the sender.</summary>

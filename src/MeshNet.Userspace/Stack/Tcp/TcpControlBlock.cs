@@ -61,6 +61,8 @@ internal sealed partial class TcpControlBlock : IThreadPoolWorkItem
     private readonly TcpTimerSet _timers;
     private PacketQueue _out = new();
     private PacketQueue _spare = new(); // the flushing thread's batch (see Flush)
+    private int _flushThread;
+    private bool _foreignOutput;
     private readonly SendBuffer _send;
     private readonly ReceiveBuffer _recv;
     private readonly RetransmitQueue _rtx = new();
@@ -359,10 +361,11 @@ internal sealed partial class TcpControlBlock : IThreadPoolWorkItem
     /// thread swaps the whole queue out under one lock acquisition and sends the batch without
     /// the lock (so the link and the application contend on the lock once per batch, not per
     /// packet), and loops while more is queued, building more data segments when the previous
-    /// batch was cut short. A flush sends at most <see cref="MaxPacketsPerFlush"/> packets:
-    /// beyond that it hands the rest to the thread pool, so the thread that happened to start
-    /// flushing (often an application's pool thread) is not held hostage by segments other
-    /// threads keep producing; whichever thread queues output next takes over sooner.
+    /// batch was cut short. Once a flush has sent <see cref="MaxPacketsPerFlush"/> packets and
+    /// other threads keep queueing more, it hands the rest to the thread pool, so the thread
+    /// that happened to start flushing (often an application's pool thread) is not held
+    /// hostage by their segments. (A single-threaded caller, such as a synchronous link or a
+    /// test on a fake clock, never hands off.)
     /// </summary>
     public void Flush()
     {
@@ -374,6 +377,8 @@ internal sealed partial class TcpControlBlock : IThreadPoolWorkItem
                 return;
             }
             _flushing = true;
+            _flushThread = Environment.CurrentManagedThreadId;
+            _foreignOutput = false;
         }
         int sent = 0;
         while (true)
@@ -381,7 +386,7 @@ internal sealed partial class TcpControlBlock : IThreadPoolWorkItem
             lock (Sync)
             {
                 bool more = _out.Count > 0 || _sendMoreRequested;
-                if (more && sent >= MaxPacketsPerFlush)
+                if (more && sent >= MaxPacketsPerFlush && _foreignOutput)
                 {
                     _flushing = false;
                     ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
@@ -420,6 +425,16 @@ internal sealed partial class TcpControlBlock : IThreadPoolWorkItem
                 _layer.Buffers.Return(buffer);
                 sent++;
             }
+        }
+    }
+
+    /// <summary>Queues a built segment for <see cref="Flush"/> (under the lock).</summary>
+    private void Enqueue(byte[] buffer, int length)
+    {
+        _out.Enqueue(buffer, length);
+        if (_flushing && Environment.CurrentManagedThreadId != _flushThread)
+        {
+            _foreignOutput = true;
         }
     }
 

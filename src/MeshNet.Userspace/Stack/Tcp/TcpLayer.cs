@@ -291,13 +291,13 @@ internal sealed partial class TcpLayer : ITransportHandler, IDisposable
             return;
         }
         _disposed = true;
-        foreach (var listener in _listeners.Values)
-        {
-            listener.Dispose();
-        }
         foreach (var cb in _connections.Values)
         {
-            cb.Shutdown();
+            cb.Shutdown(); // silently: the link may already be gone
+        }
+        foreach (var listener in _listeners.Values)
+        {
+            listener.Dispose(); // its queued connections are already closed: no RST goes out
         }
     }
 }
