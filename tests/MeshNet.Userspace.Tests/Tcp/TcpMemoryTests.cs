@@ -4,8 +4,10 @@ using MeshNet.Userspace.Stack.Tcp;
 namespace MeshNet.Userspace.Tests.Tcp;
 
 /// <summary>Memory bounds: idle connections, floods of out-of-order data, stalled readers, the stack budget.</summary>
+/// <remarks>Runs alone: the idle-connection measurement reads the process-wide heap size.</remarks>
 [Trait("Category", "Unit")]
-public sealed class TcpMemoryTests
+[Collection(TcpMemoryCollection.Name)]
+public sealed class TcpMemoryTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public void AnIdleEstablishedConnectionHoldsLessThan16KiB()
@@ -26,6 +28,7 @@ public sealed class TcpMemoryTests
         }
         long after = GC.GetTotalMemory(forceFullCollection: true);
         long perConnection = (after - before) / count;
+        output.WriteLine($"{perConnection} bytes per idle established connection");
         perConnection.Should().BeLessThan(16 * 1024, $"an idle connection holds no buffer arrays (measured {perConnection} bytes)");
         h.Context.Budget.Used.Should().Be(0);
         h.Layer.ConnectionCount.Should().Be(count + 20);
@@ -122,4 +125,11 @@ public sealed class TcpMemoryTests
         h.Context.Budget.Used.Should().BeLessThanOrEqualTo(1 << 20);
         h.Counters[StackDropReason.TcpBufferFull].Should().BeGreaterThan(0, "segments beyond the budget are dropped (the peers retransmit)");
     }
+}
+
+/// <summary>Tests that must not run in parallel with others (they measure the process's heap).</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TcpMemoryCollection
+{
+    public const string Name = "TCP memory measurements";
 }
