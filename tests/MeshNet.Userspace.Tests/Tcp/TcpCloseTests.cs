@@ -48,6 +48,23 @@ public sealed class TcpCloseTests
     }
 
     [Fact]
+    public void AZeroWindowHoldsTheFinBackUntilItOpens()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        c.AckUpTo(window: 0);
+        c.Cb.ShutdownWrite();
+        h.Silence("the FIN's sequence number does not fit a zero window");
+        c.Cb.State.Should().Be(TcpState.FinWait1);
+        h.AdvanceMs(210);
+        c.Single().Should().Match<TcpTestSegment>(s => s.Flags == TcpFlags.Ack && s.Seq == c.OurIss, "a zero-window probe");
+        c.AckUpTo(window: 1000);
+        var fin = c.Single();
+        fin.Flags.Should().Be(TcpFlags.Fin | TcpFlags.Ack);
+        fin.Seq.Should().Be(c.OurIss + 1);
+    }
+
+    [Fact]
     public void TheFinRidesOnTheLastDataSegment()
     {
         using var h = new TcpHarness();

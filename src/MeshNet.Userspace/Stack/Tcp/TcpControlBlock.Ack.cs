@@ -98,6 +98,10 @@ internal sealed partial class TcpControlBlock
                 if (TcpSeq.Ge(_sndUna, _recoverSeq))
                 {
                     ExitRecovery(now);
+                    if (_rtx.LostBytes > 0)
+                    {
+                        EnterRecovery(now); // losses beyond the recovery point: a new congestion event
+                    }
                 }
                 else
                 {

@@ -70,6 +70,7 @@ internal sealed partial class TcpControlBlock
                     }
                     else
                     {
+                        _cwndLimited = false; // limited by the peer's window, not by cwnd
                         ArmPersistIfIdle(now);
                         break;
                     }
@@ -85,9 +86,14 @@ internal sealed partial class TcpControlBlock
                     break;
                 }
             }
-            bool fin = finPending && len == unsent;
+            // The FIN takes a sequence number too: it goes only where the peer's window has room for it.
+            bool fin = finPending && len == unsent && len < windowRoom;
             if (len == 0 && !fin)
             {
+                if (finPending)
+                {
+                    ArmPersistIfIdle(now); // a zero window holds the FIN back; the persist timer probes
+                }
                 break;
             }
             SendNewSegment(now, len, fin);
@@ -332,8 +338,12 @@ internal sealed partial class TcpControlBlock
         long room = _sndWnd - FlightSize;
         if (room > 0)
         {
-            int length = (int)Math.Min(Math.Min(unsent, _mss), room);
-            bool fin = _finQueued && !_finSent && length == unsent;
+            int length = (int)Math.Min(Math.Min(Math.Max(unsent, 0), _mss), room);
+            bool fin = _finQueued && !_finSent && length == unsent && length < room;
+            if (length == 0 && !fin)
+            {
+                return;
+            }
             SendNewSegment(now, length, fin);
             ArmRto(now);
             return;

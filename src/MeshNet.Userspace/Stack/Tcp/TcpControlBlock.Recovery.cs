@@ -184,9 +184,6 @@ internal sealed partial class TcpControlBlock
         _cc.Cwnd = pipe + sndcnt;
     }
 
-    /// <summary>Test hook: PRR's current send quota is cwnd - pipe.</summary>
-    internal (long PrrDelivered, long PrrOut, long RecoverFs) PrrState => (_prrDelivered, _prrOut, _recoverFs);
-
     /// <summary>NewReno without SACK (RFC 6582 §3.2): duplicate ACK counting, window inflation, partial and full ACKs.</summary>
     private void NewRenoOnAck(bool duplicate, long acked, long now)
     {
