@@ -310,4 +310,20 @@ public sealed class TcpLossRecoveryTests
         c.AckUpTo(s[5].SeqEnd);
         c.Snapshot.CongestionState.Should().Be(CongestionState.Open);
     }
+
+    [Fact]
+    public void ARepeatedTimeoutForgetsSacksSoReneggedDataIsResent()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        var s = SendSegments(c, 3);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[2]));
+        c.Sent(); // the hole is repaired at once...
+        // ...but nothing is acknowledged again until after the second timeout, which forgets the SACKs.
+        h.Run(TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(10)).Should().OnlyContain(r => r.Segment.Seq == s[0].Seq);
+        c.Snapshot.Backoff.Should().Be(2);
+        c.AckUpTo(s[0].SeqEnd); // the peer has segment 0 now, but discarded what it had SACKed
+        c.Sent().Select(x => x.Seq).Should().Equal([s[1].Seq, s[2].Seq], "the reneged segments are resent");
+    }
 }

@@ -378,6 +378,10 @@ internal sealed partial class TcpControlBlock
         _stats.Timeouts++;
         _caState = CongestionState.Loss;
         _recoverSeq = _sndNxt;
+        if (_rtt.Backoff > 0 && _rtx.SackedBytes > 0)
+        {
+            _rtx.ClearSacks(); // a repeated timeout: the peer may have reneged on its SACKs (RFC 6675 §5.1)
+        }
         for (int i = 0; i < _rtx.Count; i++)
         {
             _rtx.MarkLost(i);
