@@ -1,45 +1,104 @@
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using MeshNet.Userspace.Stack.Tcp;
 
 namespace MeshNet.Userspace.Stack;
 
-// STUB: to be implemented (helper "tcp").
-/// <summary>Stub: an established TCP connection, usable as a <see cref="Stream"/> or an <see cref="IDuplexPipe"/>.</summary>
+/// <summary>
+/// An established TCP connection of an <see cref="IpStack"/>, usable as a <see cref="Stream"/>
+/// or as an <see cref="IDuplexPipe"/> (use one or the other for each direction, not both).
+/// </summary>
+/// <remarks>
+/// <para>
+/// Reads return the data available (at least one byte), 0 at the end of the stream (the peer's
+/// FIN). A zero-byte read waits until data is available without consuming it. Writes return once
+/// the data is in the send buffer (<see cref="TcpStackOptions.MaxSendBuffer"/>), waiting while it
+/// is full; <see cref="Flush"/> has nothing to do because data is sent as soon as the windows
+/// allow. Every async operation honours its cancellation token with
+/// <see cref="OperationCanceledException"/>; a cancelled read loses no data.
+/// </para>
+/// <para>
+/// Errors are <see cref="IOException"/>s wrapping a <see cref="SocketException"/>
+/// (ConnectionReset when the peer reset the connection, TimedOut when it stopped answering,
+/// HostUnreachable or ConnectionRefused after ICMP errors, OperationAborted after
+/// <see cref="Abort"/>, Shutdown for writes after <see cref="ShutdownWriteAsync"/>), as
+/// <see cref="NetworkStream"/> reports them. Data received before a reset can still be read.
+/// </para>
+/// <para>
+/// Disposing closes the connection gracefully (FIN after the buffered data; the handshake
+/// finishes in the background) when every received byte was read, and resets it otherwise.
+/// Pending operations then fail with <see cref="ObjectDisposedException"/>. Idempotent; the
+/// connection holds no timers, tasks or buffers once closed. Reads may run concurrently with
+/// writes; two concurrent reads (or writes) are not supported.
+/// </para>
+/// </remarks>
 public sealed class TcpConnection : Stream, IDuplexPipe
 {
-    private TcpConnection()
+    private readonly TcpControlBlock _cb;
+    private TcpPipeReader? _input;
+    private TcpPipeWriter? _output;
+    private int _disposed;
+
+    internal TcpConnection(TcpControlBlock cb)
     {
+        _cb = cb;
+        LocalEndPoint = cb.Key.Local.ToIPEndPoint();
+        RemoteEndPoint = cb.Key.Remote.ToIPEndPoint();
     }
 
-    /// <summary>Stub.</summary>
-    public IPEndPoint LocalEndPoint => throw new NotImplementedException();
+    internal TcpControlBlock ControlBlock => _cb;
 
-    /// <summary>Stub.</summary>
-    public IPEndPoint RemoteEndPoint => throw new NotImplementedException();
+    /// <summary>Our address and port.</summary>
+    public IPEndPoint LocalEndPoint { get; }
 
-    /// <summary>Stub: disables Nagle's algorithm when true.</summary>
-    public bool NoDelay { get; set; }
+    /// <summary>The peer's address and port.</summary>
+    public IPEndPoint RemoteEndPoint { get; }
 
-    /// <summary>Stub.</summary>
-    public PipeReader Input => throw new NotImplementedException();
+    /// <summary>The connection's current state.</summary>
+    public TcpState State => _cb.State;
 
-    /// <summary>Stub.</summary>
-    public PipeWriter Output => throw new NotImplementedException();
+    /// <summary>True when a read would return data without waiting.</summary>
+    public bool DataAvailable => _cb.Available > 0;
 
-    /// <summary>Stub: sends FIN after the buffered data (half-close); reading continues.</summary>
-    public ValueTask ShutdownWriteAsync(CancellationToken cancellationToken = default) => throw new NotImplementedException();
+    /// <summary>Disables Nagle's algorithm when true (like TCP_NODELAY): small writes are sent at once.</summary>
+    public bool NoDelay
+    {
+        get => _cb.NoDelay;
+        set => _cb.NoDelay = value;
+    }
 
-    /// <summary>Stub: resets the connection (RST), discarding unsent and unread data.</summary>
-    public void Abort() => throw new NotImplementedException();
+    /// <summary>The receiving side as a pipe (reads straight from the connection's receive buffer).</summary>
+    public PipeReader Input => _input ?? Interlocked.CompareExchange(ref _input, new TcpPipeReader(_cb), null) ?? _input;
+
+    /// <summary>The sending side as a pipe (writes straight into the connection's send buffer).</summary>
+    public PipeWriter Output => _output ?? Interlocked.CompareExchange(ref _output, new TcpPipeWriter(_cb), null) ?? _output;
+
+    /// <summary>Half-close: sends FIN after the buffered data; reading continues until the peer's FIN.</summary>
+    /// <exception cref="IOException">The connection failed.</exception>
+    public ValueTask ShutdownWriteAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled(cancellationToken);
+        }
+        ThrowIfDisposed();
+        _cb.ShutdownWrite();
+        return default;
+    }
+
+    /// <summary>Resets the connection (RST), discarding unsent and unread data.</summary>
+    public void Abort() => _cb.Abort();
 
     /// <inheritdoc/>
-    public override bool CanRead => true;
+    public override bool CanRead => Volatile.Read(ref _disposed) == 0;
 
     /// <inheritdoc/>
     public override bool CanSeek => false;
 
     /// <inheritdoc/>
-    public override bool CanWrite => true;
+    public override bool CanWrite => Volatile.Read(ref _disposed) == 0;
 
     /// <inheritdoc/>
     public override long Length => throw new NotSupportedException();
@@ -48,19 +107,145 @@ public sealed class TcpConnection : Stream, IDuplexPipe
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     /// <inheritdoc/>
-    public override void Flush()
-    {
-    }
-
-    /// <inheritdoc/>
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotImplementedException();
-
-    /// <inheritdoc/>
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
     /// <inheritdoc/>
     public override void SetLength(long value) => throw new NotSupportedException();
 
+    /// <summary>Nothing to do: data is sent as soon as the windows allow.</summary>
+    public override void Flush() => ThrowIfDisposed();
+
+    /// <inheritdoc cref="Flush"/>
+    public override Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled(cancellationToken);
+        }
+        ThrowIfDisposed();
+        return Task.CompletedTask;
+    }
+
     /// <inheritdoc/>
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotImplementedException();
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        return Read(buffer.AsSpan(offset, count));
+    }
+
+    /// <inheritdoc/>
+    public override int Read(Span<byte> buffer)
+    {
+        ThrowIfDisposed();
+        return _cb.Read(buffer);
+    }
+
+    /// <inheritdoc/>
+    public override int ReadByte()
+    {
+        Span<byte> one = stackalloc byte[1];
+        return Read(one) == 0 ? -1 : one[0];
+    }
+
+    /// <inheritdoc/>
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        return ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    }
+
+    /// <inheritdoc/>
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<int>(cancellationToken);
+        }
+        ThrowIfDisposed();
+        int read = _cb.TryRead(buffer.Span);
+        return read >= 0 ? new ValueTask<int>(read) : ReadSlowAsync(buffer, cancellationToken);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> ReadSlowAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await _cb.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
+            int read = _cb.TryRead(buffer.Span);
+            if (read >= 0)
+            {
+                return read;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        Write(buffer.AsSpan(offset, count));
+    }
+
+    /// <inheritdoc/>
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        ThrowIfDisposed();
+        _cb.Write(buffer);
+    }
+
+    /// <inheritdoc/>
+    public override void WriteByte(byte value) => Write([value]);
+
+    /// <inheritdoc/>
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        return WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    }
+
+    /// <inheritdoc/>
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled(cancellationToken);
+        }
+        ThrowIfDisposed();
+        int written = _cb.TryWrite(buffer.Span);
+        return written == buffer.Length ? default : WriteSlowAsync(buffer[written..], cancellationToken);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WriteSlowAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (!buffer.IsEmpty)
+        {
+            await _cb.WaitWritableAsync(cancellationToken).ConfigureAwait(false);
+            buffer = buffer[_cb.TryWrite(buffer.Span)..];
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _cb.Close();
+        }
+        base.Dispose(disposing);
+    }
+
+    /// <inheritdoc/>
+    public override ValueTask DisposeAsync()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+        return default;
+    }
+
+    /// <summary>The connection's endpoints and state.</summary>
+    public override string ToString() => $"TcpConnection({LocalEndPoint} -> {RemoteEndPoint}, {State})";
 }

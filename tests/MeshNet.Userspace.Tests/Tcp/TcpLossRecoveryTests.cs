@@ -1,0 +1,329 @@
+using MeshNet.Userspace.Stack;
+using MeshNet.Userspace.Stack.Tcp;
+
+namespace MeshNet.Userspace.Tests.Tcp;
+
+/// <summary>Loss detection and recovery on one connection: RACK, RFC 6675 with PRR, NewReno, undo, tail loss probes.</summary>
+[Trait("Category", "Unit")]
+public sealed class TcpLossRecoveryTests
+{
+    private const int Mss = 1380;
+
+    /// <summary>Sends <paramref name="count"/> full segments and returns them.</summary>
+    private static List<TcpTestSegment> SendSegments(TcpTestConnection c, int count)
+    {
+        c.Write(TcpTestConnection.Bytes(count * Mss)).Should().Be(count * Mss);
+        var sent = c.Sent();
+        sent.Should().HaveCount(count);
+        return sent;
+    }
+
+    private static (uint, uint) Range(TcpTestSegment first, TcpTestSegment last) => (first.Seq, last.SeqEnd);
+
+    [Fact]
+    public void ThreeSackedSegmentsAboveAHoleRetransmitItAtOnce()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        var s = SendSegments(c, 10);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[1]));
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[2]));
+        h.Silence("RACK waits a quarter of the minimum RTT while fewer than three segments are SACKed");
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[3]));
+        var retransmission = c.Single();
+        retransmission.Seq.Should().Be(s[0].Seq);
+        retransmission.Payload.Should().Equal(s[0].Payload);
+        var snapshot = c.Snapshot;
+        snapshot.CongestionState.Should().Be(CongestionState.Recovery);
+        snapshot.SsThresh.Should().Be(9660, "CUBIC: 0.7 x 13800");
+        c.AckUpTo(s[9].SeqEnd);
+        snapshot = c.Snapshot;
+        snapshot.CongestionState.Should().Be(CongestionState.Open);
+        snapshot.Cwnd.Should().Be(9660, "recovery ends with cwnd = ssthresh");
+        h.Counters.TcpRetransmissions.Should().Be(1);
+    }
+
+    [Fact]
+    public void TheRackReorderingTimerMarksTheHoleLostAfterAQuarterRtt()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        var s = SendSegments(c, 10);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[1]));
+        h.Silence();
+        h.AdvanceMs(2);
+        h.Silence("the reordering window (min RTT / 4 = 2.5 ms) has not passed");
+        h.AdvanceMs(1);
+        c.Single().Seq.Should().Be(s[0].Seq);
+        c.Snapshot.CongestionState.Should().Be(CongestionState.Recovery);
+    }
+
+    [Fact]
+    public void PrrPacesTheReductionAsRfc6937Computes()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        // Grow cwnd to 20 segments in slow start: ten segments acknowledged one by one while more data waits.
+        c.Write(TcpTestConnection.Bytes(80 * Mss)).Should().Be(80 * Mss);
+        var warm = c.Sent();
+        warm.Should().HaveCount(10);
+        h.AdvanceMs(10);
+        var s = new List<TcpTestSegment>();
+        foreach (var segment in warm)
+        {
+            c.AckUpTo(segment.SeqEnd);
+            s.AddRange(c.Sent());
+        }
+        c.Snapshot.Cwnd.Should().Be(20 * Mss);
+        s.Should().HaveCount(20, "each ACK released two segments");
+        h.AdvanceMs(10);
+        // Segment 0 of the twenty is lost; the peer SACKs 1..k. Model RFC 6675 (pipe) and RFC 6937
+        // (PRR with the slow-start reduction bound) independently and compare segment counts per ACK.
+        long cwnd = 20 * Mss;
+        long ssthresh = (long)(cwnd * 0.7);
+        long pipe = 20 * Mss;
+        long flight = 20 * Mss;
+        bool recovery = false;
+        long recoverFs = 0;
+        long prrDelivered = 0;
+        long prrOut = 0;
+        for (int k = 1; k < 20; k++)
+        {
+            c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[k]));
+            var sent = c.Sent();
+            pipe -= Mss;
+            int expected;
+            if (!recovery && k < 3)
+            {
+                expected = (int)((cwnd - pipe) / Mss); // pipe below cwnd: new data (limited transmit)
+            }
+            else
+            {
+                if (!recovery)
+                {
+                    recovery = true;
+                    pipe -= Mss; // the hole is now deemed lost
+                    recoverFs = flight;
+                }
+                prrDelivered += Mss;
+                long sndcnt = pipe > ssthresh
+                    ? (long)Math.Ceiling((double)prrDelivered * ssthresh / recoverFs) - prrOut
+                    : Math.Min(ssthresh - pipe, Math.Max(prrDelivered - prrOut, Mss) + Mss);
+                expected = (int)Math.Max(0, sndcnt / Mss);
+                if (k == 3)
+                {
+                    expected = Math.Max(expected, 1); // the first retransmission goes regardless (RFC 6675 §5 step 4.3)
+                }
+            }
+            sent.Should().HaveCount(expected, $"ACK {k}: pipe {pipe}, prr_delivered {prrDelivered}, prr_out {prrOut}");
+            if (k == 3)
+            {
+                sent[0].Seq.Should().Be(s[0].Seq);
+            }
+            foreach (var segment in sent)
+            {
+                pipe += segment.Payload.Length;
+                if (recovery)
+                {
+                    prrOut += segment.Payload.Length;
+                }
+                if (segment.Seq != s[0].Seq)
+                {
+                    flight += segment.Payload.Length;
+                }
+            }
+        }
+        c.Snapshot.CongestionState.Should().Be(CongestionState.Recovery);
+        prrOut.Should().BeLessThanOrEqualTo(prrDelivered + Mss, "PRR never sends more than was delivered, plus one MSS");
+    }
+
+    [Fact]
+    public void NewRenoWithoutSackFastRetransmitsOnThreeDuplicateAcksAndDeflatesOnPartialAndFullAcks()
+    {
+        using var h = new TcpHarness(o => o.CongestionControl = TcpCongestionControl.NewReno);
+        var c = h.EstablishPassive(new PeerOptions { Sack = false });
+        var s = SendSegments(c, 10);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].Seq);
+        c.AckUpTo(s[0].Seq);
+        h.Silence();
+        c.AckUpTo(s[0].Seq);
+        c.Single().Seq.Should().Be(s[0].Seq, "three duplicate ACKs: fast retransmit");
+        var snapshot = c.Snapshot;
+        snapshot.SsThresh.Should().Be(6900, "max(FlightSize / 2, 2 MSS)");
+        snapshot.Cwnd.Should().Be(6900 + (3 * Mss), "ssthresh + 3 MSS (RFC 6582 §3.2 step 2)");
+        c.AckUpTo(s[0].Seq);
+        c.Snapshot.Cwnd.Should().Be(6900 + (4 * Mss), "inflated by one MSS per further duplicate");
+        h.Silence("nothing new to send");
+
+        c.AckUpTo(s[5].Seq); // partial ACK: segment 5 was lost too
+        c.Single().Seq.Should().Be(s[5].Seq, "a partial ACK retransmits the next hole at once");
+        c.Snapshot.Cwnd.Should().Be(6900 + (4 * Mss) - (5 * Mss) + Mss, "deflated by the amount acknowledged, plus one MSS");
+
+        c.AckUpTo(s[9].SeqEnd);
+        snapshot = c.Snapshot;
+        snapshot.CongestionState.Should().Be(CongestionState.Open);
+        snapshot.Cwnd.Should().Be(2 * Mss, "full ACK: min(ssthresh, max(FlightSize, MSS) + MSS)");
+    }
+
+    [Fact]
+    public void ADsackForTheRetransmissionUndoesTheReduction()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        var s = SendSegments(c, 10);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[3]));
+        c.Single();
+        c.Snapshot.SsThresh.Should().Be(9660);
+        c.AckUpTo(s[9].SeqEnd); // the original arrived after all
+        c.AckUpTo(s[9].SeqEnd, sacks: (s[0].Seq, s[0].SeqEnd)); // and the retransmission is reported as a duplicate
+        var snapshot = c.Snapshot;
+        snapshot.Cwnd.Should().Be(13800, "the reduction was undone");
+        snapshot.SsThresh.Should().Be(CongestionControl.InfiniteSsThresh);
+        snapshot.ReorderingSeen.Should().BeTrue();
+        h.Counters.TcpSpuriousRetransmissions.Should().Be(1);
+        h.Counters.TcpRetransmissions.Should().Be(1);
+    }
+
+    [Fact]
+    public void ADsackForANetworkDuplicateIsNotTakenAsASpuriousRetransmission()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        var s = SendSegments(c, 3);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[2].SeqEnd, sacks: (s[1].Seq, s[1].SeqEnd));
+        h.Counters.TcpSpuriousRetransmissions.Should().Be(0);
+        c.Snapshot.Cwnd.Should().Be(13800, "application-limited: the window does not grow (RFC 7661)");
+    }
+
+    [Fact]
+    public void TimestampsRevealASpuriousTimeoutAndUndoIt()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive(new PeerOptions { Timestamps = true });
+        c.Write(TcpTestConnection.Bytes(100));
+        var original = c.Single();
+        h.AdvanceMs(210);
+        var retransmission = c.Single();
+        retransmission.Seq.Should().Be(original.Seq);
+        retransmission.Timestamps!.Value.Val.Should().BeGreaterThan(original.Timestamps!.Value.Val);
+        c.Snapshot.Cwnd.Should().Be(c.Snapshot.Mss);
+        c.Inject(c.Seg(TcpFlags.Ack, ack: original.SeqEnd) with { Timestamps = (c.PeerTs, original.Timestamps.Value.Val) });
+        var snapshot = c.Snapshot;
+        snapshot.CongestionState.Should().Be(CongestionState.Open);
+        snapshot.Cwnd.Should().Be(10 * snapshot.Mss, "Eifel: the ACK echoes the original's timestamp, so the timeout was spurious");
+        h.Counters.TcpSpuriousRetransmissions.Should().Be(1);
+    }
+
+    [Fact]
+    public void ATailLossProbeResendsTheLastSegmentAfterTwoRtts()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        var s = SendSegments(c, 5);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[3].Seq); // segments 3 and 4 are lost: no further ACK will come
+        h.Silence();
+        h.AdvanceMs(21);
+        h.Silence();
+        h.AdvanceMs(1);
+        var probe = c.Single();
+        probe.Seq.Should().Be(s[4].Seq, "PTO = 2 SRTT (+2 ms): the probe resends the last segment");
+        h.AdvanceMs(10);
+        c.AckUpTo(s[3].Seq, sacks: (s[4].Seq, s[4].SeqEnd));
+        c.Single().Seq.Should().Be(s[3].Seq, "the probe's SACK exposes the hole; RACK repairs it without waiting for the RTO");
+        c.AckUpTo(s[4].SeqEnd);
+        c.Snapshot.CongestionState.Should().Be(CongestionState.Open);
+    }
+
+    [Fact]
+    public void ATailLossProbeSendsNewDataWhenThereIsSome()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        c.AckUpTo(window: 4 * Mss);
+        c.Write(TcpTestConnection.Bytes(5 * Mss));
+        var s = c.Sent();
+        s.Should().HaveCount(4, "the peer's window holds four");
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].SeqEnd, window: 4 * Mss); // one more segment fits, sent at once
+        var next = c.Single();
+        next.Seq.Should().Be(s[3].SeqEnd);
+        h.AdvanceMs(22);
+        var probe = c.Single();
+        probe.Seq.Should().Be(next.Seq, "no new data left: the last segment is probed");
+    }
+
+    [Fact]
+    public void DsacksTeachRackToTolerateReordering()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        // First round: segment 0 is delayed behind three others and deemed lost; the DSACK proves the retransmission spurious.
+        var s = SendSegments(c, 10);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[3]));
+        c.Single();
+        h.AdvanceMs(1);
+        c.AckUpTo(s[9].SeqEnd);
+        c.AckUpTo(s[9].SeqEnd, sacks: (s[0].Seq, s[0].SeqEnd));
+        c.Snapshot.ReoWndMult.Should().Be(2);
+        c.Sent();
+
+        // Second round, same reordering: now tolerated.
+        h.AdvanceMs(10);
+        s = SendSegments(c, 10);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[3]));
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[5]));
+        h.Silence("reordering was seen: the window is 2 x min RTT / 4 = 5 ms");
+        h.AdvanceMs(3);
+        c.AckUpTo(s[9].SeqEnd);
+        h.AdvanceMs(20);
+        h.Silence();
+        h.Counters.TcpRetransmissions.Should().Be(1);
+        c.Snapshot.CongestionState.Should().Be(CongestionState.Open);
+    }
+
+    [Fact]
+    public void AfterATimeoutLostSegmentsAreResentInSlowStart()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        var s = SendSegments(c, 6);
+        h.AdvanceMs(22);
+        c.Single().Seq.Should().Be(s[5].Seq, "the tail loss probe comes first, at 2 SRTT + 2 ms");
+        h.AdvanceMs(209);
+        h.Silence();
+        h.AdvanceMs(1);
+        c.Single().Seq.Should().Be(s[0].Seq, "then the RTO; cwnd is one segment after it");
+        c.Snapshot.CongestionState.Should().Be(CongestionState.Loss);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].SeqEnd);
+        c.Sent().Select(x => x.Seq).Should().Equal(s[1].Seq, s[2].Seq);
+        c.AckUpTo(s[2].SeqEnd);
+        c.Sent().Select(x => x.Seq).Should().Equal(s[3].Seq, s[4].Seq, s[5].Seq);
+        c.AckUpTo(s[5].SeqEnd);
+        c.Snapshot.CongestionState.Should().Be(CongestionState.Open);
+    }
+
+    [Fact]
+    public void ARepeatedTimeoutForgetsSacksSoReneggedDataIsResent()
+    {
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        var s = SendSegments(c, 3);
+        h.AdvanceMs(10);
+        c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[2]));
+        c.Sent(); // the hole is repaired at once...
+        // ...but nothing is acknowledged again until after the second timeout, which forgets the SACKs.
+        h.Run(TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(10)).Should().OnlyContain(r => r.Segment.Seq == s[0].Seq);
+        c.Snapshot.Backoff.Should().Be(2);
+        c.AckUpTo(s[0].SeqEnd); // the peer has segment 0 now, but discarded what it had SACKed
+        c.Sent().Select(x => x.Seq).Should().Equal([s[1].Seq, s[2].Seq], "the reneged segments are resent");
+    }
+}
