@@ -155,7 +155,7 @@ public sealed class TcpInteropLoadTests(ITestOutputHelper output)
             var meshNetByRemote = meshNetAccepted.ToDictionary(c => c.RemoteEndPoint);
             pairs.AddRange(incoming.Select(s => (meshNetByRemote[(IPEndPoint)s.LocalEndPoint!], s)));
             pairs.Should().HaveCount(2 * perSide);
-            pairs.Select(p => p.MeshNet.LocalEndPoint).Should().OnlyHaveUniqueItems();
+            pairs.Select(p => (p.MeshNet.LocalEndPoint, p.MeshNet.RemoteEndPoint)).Should().OnlyHaveUniqueItems("each connection is a distinct 4-tuple");
 
             var moved = await Task.WhenAll(pairs.Select(p => TcpTransfers.ExchangeAndVerifyAsync(p.MeshNet, p.Linux, bytes, chunk, ct)));
             stopwatch.Stop();

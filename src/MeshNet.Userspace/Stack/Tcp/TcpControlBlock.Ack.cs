@@ -193,7 +193,7 @@ internal sealed partial class TcpControlBlock
             long ms = (int)(TsNow(now) - options.TsEcr);
             if (ms >= 0 && ms < 120_000)
             {
-                _rtt.Sample(Math.Max(ms * 1000, 1), now);
+                _rtt.Sample(Math.Max(ms, 1) * 1000, now); // a millisecond clock: 0 ms means "under 1 ms", as Linux reads it
             }
         }
         _send.Acknowledge(SendOffset(ack));
