@@ -1,15 +1,5 @@
-// The conformance suite wired to MeshNet's userspace TCP. Compiled only with STACK_CONFORMANCE
-// defined, until IpStack/TcpConnection (helpers "ip" and "tcp") and MemoryLink exist:
-//
-//   dotnet test tests/MeshNet.Userspace.Tests -p:DefineConstants=STACK_CONFORMANCE \
-//       --filter "FullyQualifiedName~TcpConnectionConformance"
-//
-// Once the stack is in, delete the #if (and this paragraph) so it runs with the other tests.
-// Every test of the suite must pass, as it does against NetworkStream; what differs between the
-// two is declared by the hook overrides below, each with its reason. The lines marked
-// ASSUMED use MemoryLink's API as it was announced (MemoryLink.CreatePair); adjust them to the
-// real one.
-#if STACK_CONFORMANCE
+// The conformance suite wired to MeshNet's userspace TCP: every test of the suite must pass, as
+// it does against NetworkStream; what differs between the two is declared by the hook overrides.
 using System.Net;
 using MeshNet.Userspace.Link;
 using MeshNet.Userspace.Stack;
@@ -59,13 +49,11 @@ public sealed class TcpConnectionConformanceTests : ConnectedStreamConformanceTe
 
     protected override async Task<StreamPair> CreateConnectedStreamsAsync()
     {
-        // ASSUMED: a pair of link ends; what one end's IPacketSink receives is delivered to the sink
-        // attached to the other end.
-        (MemoryLink linkA, MemoryLink linkB) = MemoryLink.CreatePair();
-        IpStack stackA = IpStack.Create(NewOptions(linkA, AddressA));
-        IpStack stackB = IpStack.Create(NewOptions(linkB, AddressB));
-        linkA.Attach(stackA); // ASSUMED
-        linkB.Attach(stackB); // ASSUMED
+        var link = new MemoryLink();
+        IpStack stackA = IpStack.Create(NewOptions(link.A, AddressA));
+        IpStack stackB = IpStack.Create(NewOptions(link.B, AddressB));
+        link.A.Receiver = stackA;
+        link.B.Receiver = stackB;
 
         TcpListener? listener = null;
         TcpConnection? client = null;
@@ -81,8 +69,7 @@ public sealed class TcpConnectionConformanceTests : ConnectedStreamConformanceTe
                 await owned.DisposeAsync();
                 await stackA.DisposeAsync();
                 await stackB.DisposeAsync();
-                linkA.Dispose(); // ASSUMED
-                linkB.Dispose(); // ASSUMED
+                link.Dispose();
             });
         }
         catch
@@ -97,8 +84,7 @@ public sealed class TcpConnectionConformanceTests : ConnectedStreamConformanceTe
             }
             await stackA.DisposeAsync();
             await stackB.DisposeAsync();
-            linkA.Dispose(); // ASSUMED
-            linkB.Dispose(); // ASSUMED
+            link.Dispose();
             throw;
         }
 
@@ -112,4 +98,3 @@ public sealed class TcpConnectionConformanceTests : ConnectedStreamConformanceTe
 
     protected override async Task ShutdownWriteAsync(Stream stream) => await ((TcpConnection)stream).ShutdownWriteAsync();
 }
-#endif
