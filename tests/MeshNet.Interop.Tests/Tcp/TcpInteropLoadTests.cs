@@ -28,6 +28,19 @@ public sealed class TcpInteropLoadTests(ITestOutputHelper output)
     /// </summary>
     private const int TailProbeAllowance = 4;
 
+    /// <summary>
+    /// Spurious retransmissions tolerated per datagram the relay held back towards Linux. Under
+    /// reordering alone nothing is lost, so every retransmission is spurious and "under 10% of all
+    /// retransmissions" could only mean none at all, which RACK-TLP (RFC 8985 §6.2) does not
+    /// promise: before any reordering has been seen, three segments SACKed above a hole mark it
+    /// lost at once (the DupThresh rule), and the reordering window then grows by min RTT / 4 per
+    /// round trip in which a D-SACK proves a retransmission spurious, so each event deeper than
+    /// the window so far costs one. Linux, facing the same relay the other way, does the same
+    /// (its RetransSegs equal its TCPDSACKRecv, 9 to 39 against ~3,600 held-back datagrams). A
+    /// stack that does not adapt spends one or more per event; 2% of the events is the bound.
+    /// </summary>
+    private const double SpuriousPerReorderingEvent = 0.02;
+
     // 3. 64 MiB each direction, SHA-256 verified, through each impairment in turn; the stack's
     //    retransmissions against the packets actually dropped; spurious ones under 10%.
     [InteropTheory("iptables")]
@@ -73,9 +86,14 @@ public sealed class TcpInteropLoadTests(ITestOutputHelper output)
         result.StackRetransmissions.Should().BeGreaterThanOrEqualTo(result.Drops.ToLinuxLarge, result.ToString());
 
         // Spurious retransmissions stay under 10% of all retransmissions: by the stack's own
-        // detection (DSACK, timestamps) and by counting what the path really dropped.
-        result.StackSpuriousRetransmissions.Should().BeLessThanOrEqualTo((long)(0.1 * result.StackRetransmissions), result.ToString());
-        result.UnneededRetransmissions.Should().BeLessThanOrEqualTo(Math.Max((long)(0.1 * result.StackRetransmissions), TailProbeAllowance), result.ToString());
+        // detection (DSACK, timestamps) and by counting what the path really dropped. Where the
+        // path drops nothing and only reorders, a small share of the reordering events instead
+        // (see SpuriousPerReorderingEvent).
+        long reorderingEvents = tunnel.Relay?.AToB.Reordered ?? 0;
+        long allowance = Math.Max(TailProbeAllowance, (long)(SpuriousPerReorderingEvent * reorderingEvents));
+        long bound = Math.Max((long)(0.1 * result.StackRetransmissions), allowance);
+        result.StackSpuriousRetransmissions.Should().BeLessThanOrEqualTo(bound, result.ToString());
+        result.UnneededRetransmissions.Should().BeLessThanOrEqualTo(bound, result.ToString());
     }
 
     // 4. 200 concurrent connections each moving 1 MiB both ways: 100 opened by MeshNet to a

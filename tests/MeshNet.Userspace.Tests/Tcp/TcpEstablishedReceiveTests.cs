@@ -245,6 +245,27 @@ public sealed class TcpEstablishedReceiveTests
     }
 
     [Fact]
+    public void AnOriginalOvertakenByItsRetransmissionIsReportedWithADsackThoughPawsRejectsIt()
+    {
+        // The peer's segment was held back in the network; its retransmission (newer timestamp)
+        // arrived first. The late original fails PAWS, but it is still a duplicate we must report
+        // (RFC 2883, as Linux does), or the sender never learns its retransmission was spurious.
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive(new PeerOptions { Timestamps = true });
+        uint seq = c.PeerSeq;
+        c.PeerTs = 1000;
+        c.SendData(TcpTestConnection.Bytes(100)); // the retransmission
+        h.AdvanceMs(40);
+        c.Single().Ack.Should().Be(seq + 100);
+        c.PeerTs = 996;
+        c.Inject(c.Seg(TcpFlags.Ack | TcpFlags.Psh, TcpTestConnection.Bytes(100), seq: seq)); // the original, 4 ms older
+        var ack = c.Single();
+        h.Counters[StackDropReason.TcpPawsRejected].Should().Be(1);
+        ack.Ack.Should().Be(seq + 100);
+        ack.Sacks.Should().Equal([(seq, seq + 100)], "a D-SACK block for the duplicate");
+    }
+
+    [Fact]
     public void AZeroWindowIsAdvertisedWhenTheReaderStopsAndReopenedWhenItReads()
     {
         using var h = new TcpHarness(o => { o.InitialReceiveWindow = 4096; o.MaxReceiveBuffer = 4096; });

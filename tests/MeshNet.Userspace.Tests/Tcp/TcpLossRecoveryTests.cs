@@ -290,6 +290,60 @@ public sealed class TcpLossRecoveryTests
     }
 
     [Fact]
+    public void AnAckForADelayedOriginalIsNotTakenAsItsRetransmissionsDelivery()
+    {
+        // RFC 8985 §6.2 step 2: an ACK whose timestamp echo predates a segment's retransmission
+        // acknowledges the original, so RACK must not take the retransmission's send time as the
+        // most recent delivery. Taking it marked everything sent before the retransmission lost
+        // once the ACK came a min RTT after the retransmission (a queue behind the path), and each
+        // such resend repeated it: thousands of spurious retransmissions under mere reordering.
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive(new PeerOptions { Timestamps = true }); // min RTT 10 ms
+        int mss = c.Snapshot.Mss;
+        c.Write(TcpTestConnection.Bytes(10 * mss)).Should().Be(10 * mss);
+        var s = c.Sent();
+        s.Should().HaveCount(10);
+        uint originalTs = s[0].Timestamps!.Value.Val;
+        h.AdvanceMs(10);
+        // Segment 0 is held back in the network; 1-3 overtake it: the DupThresh rule resends it at once.
+        c.Inject(c.Seg(TcpFlags.Ack, ack: s[0].Seq, sacks: [Range(s[1], s[3])]) with { Timestamps = (c.PeerTs, originalTs) });
+        var retransmission = c.Single();
+        retransmission.Seq.Should().Be(s[0].Seq);
+        retransmission.Timestamps!.Value.Val.Should().BeGreaterThan(originalTs);
+        // The original arrives and is acknowledged 12 ms later (more than the min RTT after the
+        // retransmission), echoing its own timestamp; segments 4-9 are still on their way.
+        h.AdvanceMs(12);
+        c.Inject(c.Seg(TcpFlags.Ack, ack: s[3].SeqEnd) with { Timestamps = (c.PeerTs, originalTs) });
+        h.Silence("segments 4-9, sent before the retransmission, are not lost: nothing later than them was delivered");
+        c.Snapshot.CongestionState.Should().Be(CongestionState.Open, "Eifel undid the spurious recovery");
+        h.AdvanceMs(1);
+        c.AckUpTo(s[9].SeqEnd);
+        h.Run(TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(1)).Should().BeEmpty();
+        h.Counters.TcpRetransmissions.Should().Be(1);
+        h.Counters.TcpSpuriousRetransmissions.Should().Be(1);
+    }
+
+    [Fact]
+    public void DataSegmentsCarryingSackBlocksStayWithinTheMss()
+    {
+        // RFC 6691: options count against the MSS. A full-sized segment that also carries SACK
+        // blocks (we hold out-of-order data from the peer) would exceed the path MTU and leave as
+        // two IP fragments: two datagrams to lose, the small one not counted as data.
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive(new PeerOptions { Timestamps = true });
+        int mss = c.Snapshot.Mss;
+        c.Inject(c.Seg(TcpFlags.Ack | TcpFlags.Psh, TcpTestConnection.Bytes(100), seq: c.PeerSeq + 100)); // a hole before it
+        c.Single().Sacks.Should().HaveCount(1);
+        c.Write(TcpTestConnection.Bytes(3 * mss)).Should().Be(3 * mss);
+        var raw = h.Output.Drain();
+        raw.Should().NotBeEmpty();
+        raw.Should().OnlyContain(p => p.Packet.Length <= 1400, "segments fit the 1420-byte MTU");
+        var sent = raw.Select(p => TcpTestSegment.Parse(p.Source, p.Destination, p.Packet)).ToList();
+        sent.Should().OnlyContain(x => x.Sacks.Length == 1, "SACK information still rides on the data");
+        sent.Should().OnlyContain(x => x.Payload.Length == mss - 12, "a SACK block with its kind, length and padding takes 12 bytes");
+    }
+
+    [Fact]
     public void AfterATimeoutLostSegmentsAreResentInSlowStart()
     {
         using var h = new TcpHarness();

@@ -20,6 +20,13 @@ internal sealed record LinkImpairment
     public double Reorder { get; init; }
     public TimeSpan ReorderDelay { get; init; } = TimeSpan.FromMilliseconds(5);
 
+    /// <summary>
+    /// When positive, a held-back packet is released right after the next <see cref="ReorderGap"/>
+    /// packets of its direction have passed (as the interop tests' relay does), or after
+    /// <see cref="ReorderDelay"/> at the latest.
+    /// </summary>
+    public int ReorderGap { get; init; }
+
     /// <summary>Bottleneck rate in bytes per second (0 = unlimited) and its queue (tail drop beyond).</summary>
     public long RateBytesPerSecond { get; init; }
     public long QueueBytes { get; init; } = 256 * 1024;
@@ -40,16 +47,26 @@ internal sealed class TcpPair : IDisposable
     private readonly Random _random;
     private readonly Dictionary<uint, (int Sent, int Dropped)>[] _copies = [new(), new()];
     private readonly long[] _linkFreeAt = new long[2];
+    private readonly List<HeldPacket>[] _held = [[], []];
     private long _order;
+
+    /// <summary>A packet held back to be overtaken by <see cref="Remaining"/> more (gap reordering).</summary>
+    private sealed record HeldPacket(TcpLayer To, NetAddress Source, NetAddress Destination, byte[] Packet, int From, long Deadline)
+    {
+        public int Remaining { get; set; }
+    }
 
     public TcpPair(LinkImpairment? aToB = null, LinkImpairment? bToA = null, Action<TcpStackOptions>? configure = null, int mtu = 1420, int seed = 1)
     {
         _random = new Random(seed);
         ImpairmentAToB = aToB ?? new LinkImpairment();
         ImpairmentBToA = bToA ?? new LinkImpairment();
+        _mtu = mtu;
         A = CreateLayer(AddressA, configure, mtu, 0);
         B = CreateLayer(AddressB, configure, mtu, 1);
     }
+
+    private readonly int _mtu;
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
@@ -77,6 +94,12 @@ internal sealed class TcpPair : IDisposable
     /// <summary>Data segments A sent more than once (ground truth).</summary>
     public long Retransmissions { get; private set; }
 
+    /// <summary>Packets held back to be overtaken (A to B).</summary>
+    public long Reordered { get; private set; }
+
+    /// <summary>Packets either end sent that exceed the link MTU (they would be fragmented).</summary>
+    public long Oversized { get; private set; }
+
     private TcpLayer CreateLayer(NetAddress address, Action<TcpStackOptions>? configure, int mtu, int index)
     {
         var tcp = new TcpStackOptions();
@@ -94,6 +117,10 @@ internal sealed class TcpPair : IDisposable
     {
         var impairment = from == 0 ? ImpairmentAToB : ImpairmentBToA;
         var to = from == 0 ? B : A;
+        if (packet.Length > _mtu - 20)
+        {
+            Oversized++;
+        }
         bool isData = packet.Length > ((packet[12] >> 4) * 4);
         uint seq = (uint)((packet[4] << 24) | (packet[5] << 16) | (packet[6] << 8) | packet[7]);
         bool drop = _random.NextDouble() < impairment.Loss;
@@ -137,14 +164,59 @@ internal sealed class TcpPair : IDisposable
             return;
         }
         long deliverAt = departure + impairment.Delay.Ticks;
-        if (_random.NextDouble() < impairment.Reorder)
+        bool reorder = _random.NextDouble() < impairment.Reorder;
+        if (reorder && from == 0)
+        {
+            Reordered++;
+        }
+        if (reorder && impairment.ReorderGap > 0)
+        {
+            _held[from].Add(new HeldPacket(to, source, destination, packet, from, deliverAt + impairment.ReorderDelay.Ticks) { Remaining = impairment.ReorderGap });
+            return;
+        }
+        if (reorder)
         {
             deliverAt += impairment.ReorderDelay.Ticks;
         }
         _wire.Enqueue((to, source, destination, packet, from), (deliverAt, _order++));
+        ReleaseOvertaken(from, deliverAt);
         if (_random.NextDouble() < impairment.Duplicate)
         {
             _wire.Enqueue((to, source, destination, packet, from + 2), (deliverAt + TimeSpan.TicksPerMillisecond, _order++)); // +2: a network duplicate
+        }
+    }
+
+    /// <summary>Another packet passed the held ones of its direction: those it completes the gap of follow it.</summary>
+    private void ReleaseOvertaken(int from, long deliverAt)
+    {
+        var held = _held[from];
+        for (int i = 0; i < held.Count; i++)
+        {
+            var packet = held[i];
+            if (--packet.Remaining == 0)
+            {
+                _wire.Enqueue((packet.To, packet.Source, packet.Destination, packet.Packet, packet.From), (Math.Max(deliverAt, packet.Deadline - ImpairmentFor(from).ReorderDelay.Ticks), _order++));
+                held.RemoveAt(i--);
+            }
+        }
+    }
+
+    private LinkImpairment ImpairmentFor(int from) => from == 0 ? ImpairmentAToB : ImpairmentBToA;
+
+    /// <summary>Releases held packets whose longest hold ends by <paramref name="until"/>.</summary>
+    private void ReleaseExpired(long until)
+    {
+        foreach (var held in _held)
+        {
+            for (int i = 0; i < held.Count; i++)
+            {
+                var packet = held[i];
+                if (packet.Deadline <= until)
+                {
+                    _wire.Enqueue((packet.To, packet.Source, packet.Destination, packet.Packet, packet.From), (packet.Deadline, _order++));
+                    held.RemoveAt(i--);
+                }
+            }
         }
     }
 
@@ -179,6 +251,7 @@ internal sealed class TcpPair : IDisposable
     {
         long now = NowTicks;
         long target = now + maxStep.Ticks;
+        ReleaseExpired(target);
         if (_wire.TryPeek(out _, out var priority) && priority.Item1 < target)
         {
             target = Math.Max(priority.Item1, now);

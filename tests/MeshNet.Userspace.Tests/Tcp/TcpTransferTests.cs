@@ -67,6 +67,57 @@ public sealed class TcpTransferTests(ITestOutputHelper output)
         pair.SpuriousRetransmissions.Should().BeLessThan(pair.Retransmissions / 10 + 1);
     }
 
+    [Theory]
+    [InlineData(5)]
+    [InlineData(6)]
+    public void OriginalsOvertakenByTheirRetransmissionsAreRecognisedAndUndone(int seed)
+    {
+        // 5% of segments held back 4 ms on a 1 ms path: the retransmission overtakes the original,
+        // which then fails PAWS at the receiver. Only its D-SACK tells the sender the retransmission
+        // was spurious; without it every event is a real congestion response and the window
+        // collapses.
+        var forward = new LinkImpairment
+        {
+            Delay = TimeSpan.FromMilliseconds(0.5), Reorder = 0.05, ReorderDelay = TimeSpan.FromMilliseconds(4),
+            RateBytesPerSecond = 12_500_000, QueueBytes = 8 << 20,
+        };
+        using var pair = new TcpPair(forward, new LinkImpairment { Delay = TimeSpan.FromMilliseconds(0.5) }, seed: seed);
+        var (client, server) = pair.Connect();
+        var start = pair.Time.GetUtcNow();
+        var (sent, received, completed) = pair.Transfer(client, server, 8 << 20, TimeSpan.FromMinutes(5));
+        var elapsed = pair.Time.GetUtcNow() - start;
+        Report($"reorder 4 ms, seed {seed}", pair, pair.A);
+        double utilization = (8 << 20) / elapsed.TotalSeconds / 12_500_000;
+        output.WriteLine($"reordered {pair.Reordered}; utilization {utilization:P0}; {client.Snapshot()}");
+        completed.Should().BeTrue();
+        received.Should().Equal(sent);
+        pair.Oversized.Should().Be(0);
+        pair.A.Context.Counters.TcpSpuriousRetransmissions.Should().BeGreaterThanOrEqualTo(pair.SpuriousRetransmissions * 9 / 10,
+            "the stack recognises its spurious retransmissions (D-SACKs of the PAWS-rejected originals)");
+        utilization.Should().BeGreaterThan(0.75, "spurious reductions are undone: reordering does not throttle the sender");
+    }
+
+    [Fact]
+    public void ReorderingByOvertakingLikeTheInteropRelayCostsFewRetransmissions()
+    {
+        // The interop relay's reordering: 5% of segments held back until the next three have passed
+        // (10 ms at most), on a 1 ms path behind a deep queue.
+        var forward = new LinkImpairment
+        {
+            Delay = TimeSpan.FromMilliseconds(0.5), Reorder = 0.05, ReorderGap = 3, ReorderDelay = TimeSpan.FromMilliseconds(10),
+            RateBytesPerSecond = 12_500_000, QueueBytes = 8 << 20,
+        };
+        using var pair = new TcpPair(forward, new LinkImpairment { Delay = TimeSpan.FromMilliseconds(0.5) }, seed: 7);
+        var (client, server) = pair.Connect();
+        var (sent, received, completed) = pair.Transfer(client, server, 8 << 20, TimeSpan.FromMinutes(5));
+        Report("reorder gap 3", pair, pair.A);
+        output.WriteLine($"reordered {pair.Reordered}; {client.Snapshot()}");
+        completed.Should().BeTrue();
+        received.Should().Equal(sent);
+        pair.Oversized.Should().Be(0);
+        pair.SpuriousRetransmissions.Should().BeLessThan(pair.Reordered / 20);
+    }
+
     [Fact]
     public void AReaderThatStopsForTenSecondsResumesTheTransfer()
     {

@@ -44,7 +44,10 @@ internal struct RackState
     /// <summary>RACK.reo_wnd_persist.</summary>
     public int ReoWndPersist;
 
-    /// <summary>A DSACK arrived since the window was last adapted.</summary>
+    /// <summary>
+    /// A fast retransmission was proven spurious (by a D-SACK, or by timestamps at undo) since
+    /// the window was last adapted.
+    /// </summary>
     public bool DsackSeen;
 
     /// <summary>RACK.dsack_round: no new adaptation until SND.UNA passes this.</summary>

@@ -73,10 +73,6 @@ internal sealed partial class TcpControlBlock
 
         if (_sackEnabled)
         {
-            if (dsack)
-            {
-                _rack.DsackSeen = true;
-            }
             _rack.UpdateReoWnd(_sndUna, _sndNxt);
             if (_rtx.Count > 0 && _rack.Advanced && _caState != CongestionState.Loss)
             {
@@ -164,7 +160,10 @@ internal sealed partial class TcpControlBlock
                 if (!segment.Has(SentFlags.Sacked))
                 {
                     _rack.DetectReordering(segment, priorFack);
-                    _rack.OnDelivered(segment, now, _rtt.MinRtt);
+                    if (!AcksEarlierTransmission(segment, ref options))
+                    {
+                        _rack.OnDelivered(segment, now, _rtt.MinRtt);
+                    }
                 }
                 acked += segment.Length;
                 _rtx.RemoveHead();
@@ -199,6 +198,18 @@ internal sealed partial class TcpControlBlock
         _send.Acknowledge(SendOffset(ack));
         return acked;
     }
+
+    /// <summary>
+    /// True when the ACK's timestamp echo predates the latest retransmission of
+    /// <paramref name="segment"/>: the peer acknowledged an earlier copy (the original,
+    /// delayed), so the retransmission's send time says nothing about what was delivered
+    /// (RFC 8985 §6.2 step 2, Linux tcp_skb_spurious_retrans). Only for cumulatively
+    /// acknowledged segments: the receiver's TS.Recent does not follow out-of-order arrivals
+    /// (RFC 7323 §4.3), so the echo on a SACK tells nothing about a SACKed retransmission.
+    /// </summary>
+    private bool AcksEarlierTransmission(in SentSegment segment, ref TcpOptions options) =>
+        segment.Has(SentFlags.EverRetransmitted) && _tsEnabled && options.HasTimestamps && options.TsEcr != 0 &&
+        TcpSeq.Lt(options.TsEcr, TsNow(segment.XmitTime));
 
     /// <summary>
     /// Applies the SACK blocks of an ACK to the scoreboard (RFC 2018, RFC 6675 §4) and detects a
@@ -253,14 +264,24 @@ internal sealed partial class TcpControlBlock
         return newly;
     }
 
-    /// <summary>A D-SACK: counts a spurious retransmission when it covers one of ours; feeds the undo of the current episode.</summary>
+    /// <summary>
+    /// A D-SACK: counts a spurious retransmission when it covers one of ours; feeds the undo of
+    /// the current episode; and when it proves a fast retransmission spurious, asks RACK to
+    /// widen its reordering window. D-SACKs for network duplicates of data we never resent, for
+    /// a tail loss probe (timer-driven, not a reordering verdict) or for a timeout's
+    /// retransmissions leave the window alone (as Linux's tcp_dsack_seen).
+    /// </summary>
     private void OnDsack(uint start, uint end)
     {
         if (_tlpOutstanding && _tlpIsRetrans && end == _tlpEndSeq)
         {
             _tlpDsacked = true;
         }
-        int episode = TakeSpuriousRetransmission(start, end);
+        int episode = TakeSpuriousRetransmission(start, end, out bool fast);
+        if (fast)
+        {
+            _rack.DsackSeen = true;
+        }
         if (_undoActive && episode == _episode && _undoRetrans > 0)
         {
             _undoRetrans--;

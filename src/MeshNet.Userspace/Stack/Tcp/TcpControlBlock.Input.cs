@@ -67,6 +67,15 @@ internal sealed partial class TcpControlBlock
             else
             {
                 _ctx.Counters.Drop(StackDropReason.TcpPawsRejected);
+                uint rcvData = ReceiveSeq(_recv.End);
+                if (_sackEnabled && seg.Payload.Length > 0 && TcpSeq.Lt(seg.Seq, rcvData) && State != TcpState.TimeWait)
+                {
+                    // An old copy of data we have: typically the original of a retransmission that
+                    // overtook it, its timestamp now older than TS.Recent. Report it (RFC 2883), as
+                    // Linux does, or the sender never learns that its retransmission was spurious.
+                    uint end = seg.Seq + (uint)seg.Payload.Length;
+                    SetDsack(ReceiveOffset(seg.Seq), ReceiveOffset(TcpSeq.Lt(end, rcvData) ? end : rcvData));
+                }
                 if (seg.Payload.Length > 0 || RateLimitAllows(now))
                 {
                     _ackNow = true;

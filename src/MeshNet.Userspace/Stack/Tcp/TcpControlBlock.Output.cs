@@ -57,7 +57,8 @@ internal sealed partial class TcpControlBlock
                 break;
             }
             long windowRoom = _sndWnd - FlightSize;
-            int len = (int)Math.Min(Math.Max(unsent, 0), _mss);
+            int mss = DataMss();
+            int len = (int)Math.Min(Math.Max(unsent, 0), mss);
             if (len > 0)
             {
                 if (len > windowRoom)
@@ -81,7 +82,7 @@ internal sealed partial class TcpControlBlock
                     break;
                 }
                 // Nagle: a final partial segment waits while data is unacknowledged (not once we close).
-                if (len < _mss && len == unsent && !_noDelay && !finPending && FlightSize > 0)
+                if (len < mss && len == unsent && !_noDelay && !finPending && FlightSize > 0)
                 {
                     break;
                 }
@@ -112,6 +113,26 @@ internal sealed partial class TcpControlBlock
             MaybeScheduleTailLossProbe(now);
         }
     }
+
+    /// <summary>
+    /// The most new data one segment may carry now: the send MSS less the SACK blocks our ACK
+    /// carries while out-of-order data is held or a D-SACK is pending (RFC 6691: the MSS counts
+    /// options; Linux tcp_current_mss). Without this a full segment with SACK blocks exceeds the
+    /// path MTU and leaves as two IP fragments: two datagrams to lose instead of one.
+    /// </summary>
+    private int DataMss()
+    {
+        if (!_sackEnabled || !(_dsackPending || _recv.RangeCount > 0))
+        {
+            return _mss;
+        }
+        Span<uint> pairs = stackalloc uint[8];
+        int blocks = CollectSackBlocks(pairs, MaxSackBlocks);
+        return Math.Max(_mss - TcpOptions.SackLength(blocks), 32);
+    }
+
+    /// <summary>SACK blocks that fit in the option space beside the timestamps (3) or alone (4).</summary>
+    private int MaxSackBlocks => _tsEnabled ? 3 : 4;
 
     /// <summary>The first segment marked lost and not resent since (RFC 6675 NextSeg rule 1), or -1.</summary>
     private int NextLostIndex()
@@ -221,9 +242,20 @@ internal sealed partial class TcpControlBlock
         bool timestamps = _tsEnabled && (flags & TcpFlags.Rst) == 0;
         Span<uint> sacks = stackalloc uint[8];
         int sackBlocks = 0;
+        bool sackOmitted = false;
         if (_sackEnabled && (flags & TcpFlags.Ack) != 0 && (_dsackPending || _recv.RangeCount > 0))
         {
             sackBlocks = CollectSackBlocks(sacks, timestamps ? 3 : 4);
+            // Options and data stay within the send MSS (plus the timestamps it already excludes), so
+            // the segment fits the path MTU: a full-sized retransmission carries fewer blocks, or
+            // none, and a pure ACK with all of them follows.
+            int room = _mss - dataLength - 4;
+            int fit = room < 8 ? 0 : Math.Min(sackBlocks, room / 8);
+            if (fit < sackBlocks)
+            {
+                sackOmitted = true;
+                sackBlocks = fit;
+            }
         }
         int optionsLength = (timestamps ? TcpOptions.TimestampsLength : 0) + TcpOptions.SackLength(sackBlocks);
         int headerLength = TcpSegment.HeaderLength + optionsLength;
@@ -251,8 +283,8 @@ internal sealed partial class TcpControlBlock
         if ((flags & TcpFlags.Ack) != 0)
         {
             _lastAckSent = _rcvNxt;
-            _ackNow = false;
-            _dsackPending = false;
+            _ackNow = sackOmitted;
+            _dsackPending &= sackOmitted && sackBlocks == 0;
             _unackedRcvBytes = 0;
             _pushedUnacked = false;
             _timers.Clear(TcpTimer.DelayedAck);
@@ -338,7 +370,7 @@ internal sealed partial class TcpControlBlock
         long room = _sndWnd - FlightSize;
         if (room > 0)
         {
-            int length = (int)Math.Min(Math.Min(Math.Max(unsent, 0), _mss), room);
+            int length = (int)Math.Min(Math.Min(Math.Max(unsent, 0), DataMss()), room);
             bool fin = _finQueued && !_finSent && length == unsent && length < room;
             if (length == 0 && !fin)
             {

@@ -27,11 +27,11 @@ internal sealed partial class TcpControlBlock
     private int _episode;
 
     /// <summary>
-    /// The most recent retransmissions (start, end, episode), overwritten oldest first: a
-    /// D-SACK that covers one proves that retransmission spurious (counted once). Network
-    /// duplicates of data we never resent are not mistaken for it.
+    /// The most recent retransmissions (start, end, episode, made in fast recovery), overwritten
+    /// oldest first: a D-SACK that covers one proves that retransmission spurious (counted
+    /// once). Network duplicates of data we never resent are not mistaken for it.
     /// </summary>
-    private (uint Start, uint End, int Episode)[]? _recentRetrans;
+    private (uint Start, uint End, int Episode, bool Fast)[]? _recentRetrans;
     private int _recentRetransNext;
     private const int RecentRetransCapacity = 64;
 
@@ -66,8 +66,8 @@ internal sealed partial class TcpControlBlock
     /// <summary>Bookkeeping for every retransmitted segment.</summary>
     private void OnRetransmitted(uint start, uint end, long now)
     {
-        _recentRetrans ??= new (uint, uint, int)[RecentRetransCapacity];
-        _recentRetrans[_recentRetransNext] = (start, end, _undoActive ? _episode : -1);
+        _recentRetrans ??= new (uint, uint, int, bool)[RecentRetransCapacity];
+        _recentRetrans[_recentRetransNext] = (start, end, _undoActive ? _episode : -1, _caState == CongestionState.Recovery);
         _recentRetransNext = (_recentRetransNext + 1) % RecentRetransCapacity;
         _ctx.Counters.TcpRetransmission();
         switch (_caState)
@@ -93,21 +93,24 @@ internal sealed partial class TcpControlBlock
 
     /// <summary>
     /// A D-SACK for [start, end): when it covers a recent retransmission, that retransmission
-    /// was spurious (counted once); returns its episode (-1 when none or outside any episode).
+    /// was spurious (counted once); returns its episode (-1 when none or outside any episode)
+    /// and whether it was a fast (loss-detection) retransmission.
     /// </summary>
-    private int TakeSpuriousRetransmission(uint start, uint end)
+    private int TakeSpuriousRetransmission(uint start, uint end, out bool fast)
     {
+        fast = false;
         if (_recentRetrans is null)
         {
             return -1;
         }
         for (int i = 0; i < RecentRetransCapacity; i++)
         {
-            var (s, e, episode) = _recentRetrans[i];
+            var (s, e, episode, wasFast) = _recentRetrans[i];
             if (s != e && TcpSeq.Lt(start, e) && TcpSeq.Lt(s, end))
             {
                 _recentRetrans[i] = default;
                 _ctx.Counters.TcpSpuriousRetransmission();
+                fast = wasFast;
                 return episode;
             }
         }
@@ -334,6 +337,13 @@ internal sealed partial class TcpControlBlock
         _retransStampSet = false;
         _cc.Undo();
         _rack.ReorderingSeen = true; // the "loss" was reordering or delay
+        if (_caState == CongestionState.Recovery)
+        {
+            // RACK (or the DupThresh rule) deemed lost what was only reordered: widen the reordering
+            // window now, as the D-SACKs for these retransmissions would a round trip later (their
+            // records are forgotten above, so those D-SACKs do not count it twice).
+            _rack.DsackSeen = true;
+        }
         for (int i = 0; i < _rtx.Count; i++)
         {
             if (_rtx[i].Has(SentFlags.Lost))
@@ -456,7 +466,7 @@ internal sealed partial class TcpControlBlock
         long room = _sndWnd - FlightSize;
         if (unsent > 0 && room > 0)
         {
-            int length = (int)Math.Min(Math.Min(unsent, _mss), room);
+            int length = (int)Math.Min(Math.Min(unsent, DataMss()), room);
             SendNewSegment(now, length, fin: _finQueued && !_finSent && length == unsent);
             _tlpIsRetrans = false;
         }
