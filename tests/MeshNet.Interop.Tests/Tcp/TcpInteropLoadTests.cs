@@ -12,13 +12,7 @@ namespace MeshNet.Interop.Tests.Tcp;
 /// through each impairment with retransmissions reported against what was actually dropped
 /// (item 3), and 200 concurrent connections each moving 1 MiB both ways (item 4).
 /// </summary>
-/// <remarks>
-/// PENDING: the stack is being written elsewhere; against the stubs these tests fail with
-/// <see cref="NotImplementedException"/>. <c>Pending=Stack</c> is a TEMPORARY trait: remove it
-/// when the stack lands.
-/// </remarks>
 [Trait("Category", "TcpInterop")]
-[Trait("Pending", "Stack")]
 public sealed class TcpInteropLoadTests(ITestOutputHelper output)
 {
     /// <summary>

@@ -15,13 +15,7 @@ namespace MeshNet.Interop.Tests.Tcp;
 /// resets both ways (6) and pings with fragment reassembly (7). Items 3 and 4 are in
 /// <see cref="TcpInteropLoadTests"/>.
 /// </summary>
-/// <remarks>
-/// PENDING: the stack is being written elsewhere; against the stubs these tests fail with
-/// <see cref="NotImplementedException"/>. <c>Pending=Stack</c> is a TEMPORARY trait: remove it
-/// when the stack lands.
-/// </remarks>
 [Trait("Category", "TcpInterop")]
-[Trait("Pending", "Stack")]
 public sealed class TcpInteropTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
