@@ -51,6 +51,14 @@ public sealed class RelayTopologyTests(ITestOutputHelper output)
         var (bSent, bReceived) = await serverSide;
         stopwatch.Stop();
 
+        // Teardown segments may still be crossing the relay: read its counters once it is quiet,
+        // so that related counters (received, delayed, forwarded) describe the same datagrams.
+        await Poll.UntilAsync(async c =>
+        {
+            var first = (pair.Relay.AToB.Snapshot(), pair.Relay.BToA.Snapshot());
+            await Task.Delay(250, c);
+            return first == (pair.Relay.AToB.Snapshot(), pair.Relay.BToA.Snapshot()) && pair.Relay.Pending == 0;
+        }, TimeSpan.FromSeconds(15), "the relay to go quiet", ct);
         var relayAToB = pair.Relay.AToB.Snapshot().Minus(relayBefore.Item1);
         var relayBToA = pair.Relay.BToA.Snapshot().Minus(relayBefore.Item2);
         var retransA = (await LinuxTcpCounters.ReadAsync(pair.NamespaceA, ct)).Minus(countersA);

@@ -137,7 +137,15 @@ public sealed class TcpConnection : Stream, IDuplexPipe
     public override int Read(Span<byte> buffer)
     {
         ThrowIfDisposed();
-        return _cb.Read(buffer);
+        EnterOperation(ref _reading, "read");
+        try
+        {
+            return _cb.Read(buffer);
+        }
+        finally
+        {
+            Volatile.Write(ref _reading, 0);
+        }
     }
 
     /// <inheritdoc/>
@@ -162,21 +170,43 @@ public sealed class TcpConnection : Stream, IDuplexPipe
             return ValueTask.FromCanceled<int>(cancellationToken);
         }
         ThrowIfDisposed();
-        int read = _cb.TryRead(buffer.Span);
-        return read >= 0 ? new ValueTask<int>(read) : ReadSlowAsync(buffer, cancellationToken);
+        EnterOperation(ref _reading, "read");
+        int read;
+        try
+        {
+            read = _cb.TryRead(buffer.Span);
+        }
+        catch
+        {
+            Volatile.Write(ref _reading, 0);
+            throw;
+        }
+        if (read >= 0)
+        {
+            Volatile.Write(ref _reading, 0);
+            return new ValueTask<int>(read);
+        }
+        return ReadSlowAsync(buffer, cancellationToken);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReadSlowAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        while (true)
+        try
         {
-            await _cb.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
-            int read = _cb.TryRead(buffer.Span);
-            if (read >= 0)
+            while (true)
             {
-                return read;
+                await _cb.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
+                int read = _cb.TryRead(buffer.Span);
+                if (read >= 0)
+                {
+                    return read;
+                }
             }
+        }
+        finally
+        {
+            Volatile.Write(ref _reading, 0);
         }
     }
 
@@ -191,7 +221,15 @@ public sealed class TcpConnection : Stream, IDuplexPipe
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         ThrowIfDisposed();
-        _cb.Write(buffer);
+        EnterOperation(ref _writing, "write");
+        try
+        {
+            _cb.Write(buffer);
+        }
+        finally
+        {
+            Volatile.Write(ref _writing, 0);
+        }
     }
 
     /// <inheritdoc/>
@@ -229,19 +267,56 @@ public sealed class TcpConnection : Stream, IDuplexPipe
             return ValueTask.FromCanceled(cancellationToken);
         }
         ThrowIfDisposed();
-        int written = _cb.TryWrite(buffer.Span);
-        return written == buffer.Length ? default : WriteSlowAsync(buffer[written..], cancellationToken);
+        // One write at a time: a second write must be refused before it copies a single byte, or
+        // its bytes would land in the middle of the pending write's data.
+        EnterOperation(ref _writing, "write");
+        int written;
+        try
+        {
+            written = _cb.TryWrite(buffer.Span);
+        }
+        catch
+        {
+            Volatile.Write(ref _writing, 0);
+            throw;
+        }
+        if (written == buffer.Length)
+        {
+            Volatile.Write(ref _writing, 0);
+            return default;
+        }
+        return WriteSlowAsync(buffer[written..], cancellationToken);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask WriteSlowAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
-        while (!buffer.IsEmpty)
+        try
         {
-            await _cb.WaitWritableAsync(cancellationToken).ConfigureAwait(false);
-            buffer = buffer[_cb.TryWrite(buffer.Span)..];
+            while (!buffer.IsEmpty)
+            {
+                await _cb.WaitWritableAsync(cancellationToken).ConfigureAwait(false);
+                buffer = buffer[_cb.TryWrite(buffer.Span)..];
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _writing, 0);
         }
     }
+
+    /// <summary>Claims the single read (or write) slot; a second concurrent operation is refused.</summary>
+    private static void EnterOperation(ref int slot, string kind)
+    {
+        if (Interlocked.Exchange(ref slot, 1) != 0)
+        {
+            throw new InvalidOperationException(
+                $"Another {kind} is already in progress on this connection: a TcpConnection supports one read and one write at a time.");
+        }
+    }
+
+    private int _reading; // 1 while a Read/ReadAsync is in progress
+    private int _writing; // 1 while a Write/WriteAsync is in progress
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
