@@ -10,25 +10,30 @@ internal sealed record BenchOptions
 
         scenarios (default: all, in this order):
           reference   iperf3 (Linux TCP) between two network namespaces over wireguard-go (needs root)
-          memory      MeshNet stack <-> MeshNet stack over an in-memory link (target >= 5 Gbit/s)
+          memory      MeshNet stack <-> MeshNet stack over an in-memory link with its own 64 KiB MTU,
+                      as Linux loopback has: the stack's ceiling (target >= 5 Gbit/s)
+          memory-tunnel  the same at the tunnel MTU (--mtu): per-packet costs, for information
           wireguard   stack + MeshNet WireGuard device <-> the same, UDP over 127.0.0.1 (target >= 1 Gbit/s)
 
         options:
           --duration SECONDS   length of each run (default 10); iperf3 uses only this
-          --bytes SIZE         cap on the bytes of each stack run, e.g. 512M, 1G (default 1G)
-          --mtu BYTES          the stacks' and devices' MTU (default 1420)
+          --bytes SIZE         cap on the bytes of each stack run, e.g. 512M, 1G (default 4G)
+          --mtu BYTES          the tunnel MTU of the WireGuard and memory-tunnel runs (default 1420)
+          --memory-mtu BYTES   the in-memory link's MTU in the memory run (default 65535)
           --tuned-reference    give the reference's wireguard-go 7 MiB socket buffers and a long TUN
                                queue, as current wireguard-go has (default: as shipped, 0.0.20220316)
           --help               this text
         """;
 
-    public IReadOnlyList<string> Scenarios { get; init; } = ["reference", "memory", "wireguard"];
+    public IReadOnlyList<string> Scenarios { get; init; } = ["reference", "memory", "memory-tunnel", "wireguard"];
 
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
 
-    public long Bytes { get; init; } = 1L << 30;
+    public long Bytes { get; init; } = 4L << 30;
 
     public int Mtu { get; init; } = 1420;
+
+    public int MemoryMtu { get; init; } = 65535;
 
     public bool TunedReference { get; init; }
 
@@ -56,13 +61,16 @@ internal sealed record BenchOptions
                 case "--mtu":
                     options = options with { Mtu = int.Parse(Value(), CultureInfo.InvariantCulture) };
                     break;
+                case "--memory-mtu":
+                    options = options with { MemoryMtu = int.Parse(Value(), CultureInfo.InvariantCulture) };
+                    break;
                 case "--tuned-reference":
                     options = options with { TunedReference = true };
                     break;
                 case "all":
-                    scenarios.AddRange(["reference", "memory", "wireguard"]);
+                    scenarios.AddRange(["reference", "memory", "memory-tunnel", "wireguard"]);
                     break;
-                case "reference" or "memory" or "wireguard":
+                case "reference" or "memory" or "memory-tunnel" or "wireguard":
                     scenarios.Add(args[i]);
                     break;
                 default:

@@ -46,7 +46,7 @@ internal static class ResultTable
                 continue;
             }
             string ratio = reference is { Ran: true, Gbps: > 0 } ? $"{result.Gbps / reference.Gbps:0.00}x" : "-";
-            string verdict = result.TargetGbps is { } goal ? (result.Gbps >= goal ? "meets target" : "BELOW TARGET") : "reference";
+            string verdict = result.TargetGbps is { } goal ? (result.Gbps >= goal ? "meets target" : "BELOW TARGET") : result == reference ? "reference" : "for information";
             output.WriteLine(Format, result.Scenario, result.Gbps.ToString("0.000"), result.CpuSecondsPerGiB.ToString("0.00"), ratio, target, verdict);
         }
         output.WriteLine();

@@ -19,7 +19,7 @@ if (options.Help)
 }
 
 Console.WriteLine($"MeshNet end-to-end TCP throughput: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}");
-Console.WriteLine($"each run: {options.Duration.TotalSeconds:0.#} s, stack runs capped at {options.Bytes >> 20} MiB; MTU {options.Mtu}");
+Console.WriteLine($"each run: {options.Duration.TotalSeconds:0.#} s, stack runs capped at {options.Bytes >> 20} MiB; tunnel MTU {options.Mtu}, in-memory link MTU {options.MemoryMtu}");
 #if DEBUG
 Console.WriteLine("WARNING: a Debug build; run with -c Release for meaningful figures.");
 #endif
@@ -39,7 +39,10 @@ foreach (var scenario in options.Scenarios)
     var (name, target, run) = scenario switch
     {
         "reference" => (ReferenceScenario.Name, (double?)null, (Func<BenchOptions, CancellationToken, Task<BenchResult>>)ReferenceScenario.RunAsync),
-        "memory" => (StackScenarios.MemoryName, StackScenarios.MemoryTargetGbps, StackScenarios.RunMemoryAsync),
+        "memory" => (StackScenarios.MemoryName, StackScenarios.MemoryTargetGbps,
+            (o, ct) => StackScenarios.RunMemoryAsync(StackScenarios.MemoryName, o.MemoryMtu, o, ct)),
+        "memory-tunnel" => (StackScenarios.MemoryTunnelName, null,
+            (o, ct) => StackScenarios.RunMemoryAsync(StackScenarios.MemoryTunnelName, o.Mtu, o, ct)),
         _ => (StackScenarios.WireGuardName, StackScenarios.WireGuardTargetGbps, StackScenarios.RunWireGuardAsync),
     };
     Console.WriteLine($"running {name} ...");
