@@ -1,3 +1,5 @@
+using MeshNet.Userspace.Diagnostics;
+
 namespace MeshNet.Userspace.Stack;
 
 /// <summary>
@@ -6,9 +8,7 @@ namespace MeshNet.Userspace.Stack;
 /// </summary>
 public sealed class IpStackCounters
 {
-    private static readonly int ReasonCount = Enum.GetValues<StackDropReason>().Length;
-
-    private readonly long[] _drops = new long[ReasonCount];
+    private readonly ReasonCounters<StackDropReason> _drops = new();
     private long _packetsReceived;
     private long _packetsSent;
     private long _packetsDelivered;
@@ -24,21 +24,10 @@ public sealed class IpStackCounters
     private long _tcpSpuriousRetransmissions;
 
     /// <summary>Packets dropped for <paramref name="reason"/>.</summary>
-    public long this[StackDropReason reason] => Volatile.Read(ref _drops[(int)reason]);
+    public long this[StackDropReason reason] => _drops[reason];
 
     /// <summary>The sum of every drop counter.</summary>
-    public long TotalDropped
-    {
-        get
-        {
-            long total = 0;
-            for (int i = 0; i < _drops.Length; i++)
-            {
-                total += Volatile.Read(ref _drops[i]);
-            }
-            return total;
-        }
-    }
+    public long TotalDropped => _drops.Total;
 
     /// <summary>IP packets handed to the stack by its link.</summary>
     public long PacketsReceived => Volatile.Read(ref _packetsReceived);
@@ -87,32 +76,20 @@ public sealed class IpStackCounters
     public long TcpSpuriousRetransmissions => Volatile.Read(ref _tcpSpuriousRetransmissions);
 
     /// <summary>Every drop counter that is not zero.</summary>
-    public IReadOnlyDictionary<StackDropReason, long> DropsSnapshot()
-    {
-        var result = new Dictionary<StackDropReason, long>();
-        foreach (var reason in Enum.GetValues<StackDropReason>())
-        {
-            long value = this[reason];
-            if (value != 0)
-            {
-                result[reason] = value;
-            }
-        }
-        return result;
-    }
+    public IReadOnlyDictionary<StackDropReason, long> DropsSnapshot() => _drops.Snapshot();
 
     /// <summary>A one-line summary, for logs and test failures.</summary>
     public override string ToString() =>
         $"received={PacketsReceived} delivered={PacketsDelivered} sent={PacketsSent} reassembled={DatagramsReassembled} retransmissions={TcpRetransmissions} spurious={TcpSpuriousRetransmissions} " +
-        $"drops=[{string.Join(", ", DropsSnapshot().Select(pair => $"{pair.Key}={pair.Value}"))}]";
+        $"drops=[{_drops}]";
 
-    internal void Drop(StackDropReason reason) => Interlocked.Increment(ref _drops[(int)reason]);
+    internal void Drop(StackDropReason reason) => _drops.Increment(reason);
 
     internal void PacketReceived() => Interlocked.Increment(ref _packetsReceived);
 
     internal void PacketSent() => Interlocked.Increment(ref _packetsSent);
 
-    internal void Drop(StackDropReason reason, int count) => Interlocked.Add(ref _drops[(int)reason], count);
+    internal void Drop(StackDropReason reason, int count) => _drops.Add(reason, count);
 
     internal void PacketDelivered() => Interlocked.Increment(ref _packetsDelivered);
 

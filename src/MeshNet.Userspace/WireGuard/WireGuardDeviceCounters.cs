@@ -1,3 +1,5 @@
+using MeshNet.Userspace.Diagnostics;
+
 namespace MeshNet.Userspace.WireGuard;
 
 /// <summary>
@@ -6,9 +8,7 @@ namespace MeshNet.Userspace.WireGuard;
 /// </summary>
 public sealed class WireGuardDeviceCounters
 {
-    private static readonly int ReasonCount = Enum.GetValues<WireGuardDropReason>().Length;
-
-    private readonly long[] _drops = new long[ReasonCount];
+    private readonly ReasonCounters<WireGuardDropReason> _drops = new();
     private long _initiationsSent;
     private long _responsesSent;
     private long _cookieRepliesSent;
@@ -19,21 +19,10 @@ public sealed class WireGuardDeviceCounters
     private long _transportReceived;
 
     /// <summary>How many datagrams or packets were dropped for <paramref name="reason"/>.</summary>
-    public long this[WireGuardDropReason reason] => Volatile.Read(ref _drops[(int)reason]);
+    public long this[WireGuardDropReason reason] => _drops[reason];
 
     /// <summary>The sum of all drop counters.</summary>
-    public long TotalDropped
-    {
-        get
-        {
-            long total = 0;
-            for (int i = 0; i < _drops.Length; i++)
-            {
-                total += Volatile.Read(ref _drops[i]);
-            }
-            return total;
-        }
-    }
+    public long TotalDropped => _drops.Total;
 
     /// <summary>Handshake initiations sent (first tries and retries).</summary>
     public long HandshakeInitiationsSent => Volatile.Read(ref _initiationsSent);
@@ -60,19 +49,7 @@ public sealed class WireGuardDeviceCounters
     public long TransportMessagesReceived => Volatile.Read(ref _transportReceived);
 
     /// <summary>Every drop counter that is not zero.</summary>
-    public IReadOnlyDictionary<WireGuardDropReason, long> DropsSnapshot()
-    {
-        var result = new Dictionary<WireGuardDropReason, long>();
-        foreach (var reason in Enum.GetValues<WireGuardDropReason>())
-        {
-            long value = this[reason];
-            if (value != 0)
-            {
-                result[reason] = value;
-            }
-        }
-        return result;
-    }
+    public IReadOnlyDictionary<WireGuardDropReason, long> DropsSnapshot() => _drops.Snapshot();
 
     /// <summary>A one-line summary of the non-zero counters, for logs and test failures.</summary>
     public override string ToString()
@@ -83,9 +60,9 @@ public sealed class WireGuardDeviceCounters
             $"sent={TransportMessagesSent} received={TransportMessagesReceived} drops=[{drops}]";
     }
 
-    internal void Drop(WireGuardDropReason reason) => Interlocked.Increment(ref _drops[(int)reason]);
+    internal void Drop(WireGuardDropReason reason) => _drops.Increment(reason);
 
-    internal void Drop(WireGuardDropReason reason, int count) => Interlocked.Add(ref _drops[(int)reason], count);
+    internal void Drop(WireGuardDropReason reason, int count) => _drops.Add(reason, count);
 
     internal void InitiationSent() => Interlocked.Increment(ref _initiationsSent);
 
