@@ -132,11 +132,18 @@ internal sealed class HandshakeRateLimiter : IDisposable
     // The first packet seen from a source: it is allowed, and its bucket starts full minus this packet.
     private bool AddSource(UInt128 key, long now)
     {
-        int count = Interlocked.Increment(ref _count);
-        if (count > _capacity)
+        // Reserve a slot without ever overshooting the cap, even transiently (Count is public).
+        while (true)
         {
-            Interlocked.Decrement(ref _count);
-            return false;
+            int count = Volatile.Read(ref _count);
+            if (count >= _capacity)
+            {
+                return false;
+            }
+            if (Interlocked.CompareExchange(ref _count, count + 1, count) == count)
+            {
+                break;
+            }
         }
 
         var fresh = new Entry(now, _maxTokens - _packetCost);
