@@ -77,6 +77,26 @@ public sealed class WireGuardPrivateKey : IDisposable
     }
 
     /// <summary>
+    /// X25519 key agreement with <paramref name="peerPublicKey"/> (32 bytes): writes the 32-byte
+    /// shared secret into <paramref name="sharedSecret"/>, which the caller must zero when done.
+    /// </summary>
+    /// <returns>False when the peer key is invalid or the result is all zero (a low-order point).</returns>
+    public bool TryAgree(ReadOnlySpan<byte> peerPublicKey, Span<byte> sharedSecret)
+    {
+        if (peerPublicKey.Length != WireGuardPublicKey.Size || sharedSecret.Length < Size)
+        {
+            return false;
+        }
+        if (!NSec.Cryptography.PublicKey.TryImport(KeyAgreementAlgorithm.X25519, peerPublicKey, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
+        {
+            return false;
+        }
+        var creation = new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport };
+        using var secret = KeyAgreementAlgorithm.X25519.Agree(Handle, peer, in creation);
+        return secret is not null && secret.TryExport(SharedSecretBlobFormat.RawSharedSecret, sharedSecret, out int written) && written == Size;
+    }
+
+    /// <summary>
     /// Copies the 32 secret bytes into <paramref name="destination"/>, for persisting the key.
     /// The caller must zero its copy when done.
     /// </summary>

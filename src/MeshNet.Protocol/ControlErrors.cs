@@ -1,0 +1,51 @@
+namespace MeshNet.Protocol;
+
+/// <summary>
+/// Machine-readable reasons the coordination service attaches to failed calls, in the
+/// <see cref="TrailerKey"/> trailer (the status message carries the human-readable text).
+/// Clients map them to their own error codes instead of parsing messages.
+/// </summary>
+public static class ControlErrors
+{
+    /// <summary>The trailer that carries one of the reasons below.</summary>
+    public const string TrailerKey = "meshnet-error";
+
+    /// <summary>A new node registered without an auth key.</summary>
+    public const string AuthKeyRequired = "auth-key-required";
+
+    /// <summary>The auth key is not known (or malformed).</summary>
+    public const string AuthKeyUnknown = "auth-key-unknown";
+
+    /// <summary>The auth key's lifetime is over.</summary>
+    public const string AuthKeyExpired = "auth-key-expired";
+
+    /// <summary>A one-off auth key was already used.</summary>
+    public const string AuthKeyUsedUp = "auth-key-used-up";
+
+    /// <summary>The auth key was revoked by an administrator.</summary>
+    public const string AuthKeyRevoked = "auth-key-revoked";
+
+    /// <summary>The node asked for tags it may not have.</summary>
+    public const string TagsNotPermitted = "tags-not-permitted";
+
+    /// <summary>The node's key has expired: it must rotate its key (re-register) to come back.</summary>
+    public const string NodeKeyExpired = "node-key-expired";
+
+    /// <summary>The node is not registered (register first).</summary>
+    public const string NodeNotRegistered = "node-not-registered";
+
+    /// <summary>The proof of key is missing, malformed or wrong.</summary>
+    public const string BadProof = "bad-proof";
+
+    /// <summary>The call's timestamp is too far from the server's clock.</summary>
+    public const string StaleTimestamp = "stale-timestamp";
+
+    /// <summary>The call's nonce was seen before: a replay.</summary>
+    public const string Replayed = "replayed";
+
+    /// <summary>Plain HTTP/2 from a non-loopback address (TLS is required).</summary>
+    public const string TlsRequired = "tls-required";
+
+    /// <summary>A field is malformed, out of range or too large.</summary>
+    public const string InvalidRequest = "invalid-request";
+}
