@@ -1,0 +1,265 @@
+using MeshNet.Control.V1;
+using MeshNet.Diagnostics;
+using MeshNet.Netmap;
+using MeshNet.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace MeshNet.Control;
+
+/// <summary>
+/// Keeps the node's netmap stream open for the node's lifetime: opens <c>Map</c>, applies
+/// every message to a new <see cref="NetmapSnapshot"/> and hands it to the node, and when the
+/// stream fails or ends, reconnects after <see cref="ReconnectBackoff"/> (exponential, full
+/// jitter), resuming with the session handle and the last sequence applied. A keep-alive
+/// watchdog on the <see cref="TimeProvider"/> abandons a stream on which nothing arrived for
+/// the keep-alive timeout.
+/// </summary>
+/// <remarks>
+/// <para>Protocol rules enforced: the first message of every stream carries the session; a
+/// session the node did not ask to resume must start with a full map; sequence numbers
+/// increase strictly (an older or repeated one is ignored); a delta needs a netmap to apply
+/// to. A violation restarts the stream without resuming (the service then sends a full map);
+/// the node keeps its last netmap meanwhile, so the data plane never notices.</para>
+/// <para>Runs on one task (<see cref="RunAsync"/>); the snapshots it publishes are immutable.</para>
+/// </remarks>
+internal sealed class MapStreamLoop
+{
+    private readonly ControlClient _client;
+    private readonly Func<MapRequest> _requestFactory;
+    private readonly Action<NetmapSnapshot> _onNetmap;
+    private readonly Func<ControlFailure, CancellationToken, Task> _recover;
+    private readonly ReconnectBackoff _backoff;
+    private readonly TimeSpan _keepAliveTimeout;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly TaskCompletionSource _firstNetmap = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Used by the loop's task only.
+    private string? _session;
+    private ulong _lastSequence;
+    private bool _heardOnStream;
+
+    private volatile NetmapSnapshot? _current;
+    private volatile ControlFailure? _lastFailure;
+    private volatile bool _connected;
+
+    /// <param name="client">The control connection.</param>
+    /// <param name="requestFactory">Builds a map request (node key, current endpoints); the loop adds the resume fields.</param>
+    /// <param name="onNetmap">Receives every new snapshot, on the loop's task.</param>
+    /// <param name="recover">Called after a failure before the next attempt (for example to fetch the server key again after a rejected proof).</param>
+    /// <param name="backoff">Reconnect delays.</param>
+    /// <param name="keepAliveTimeout">Silence after which a stream is abandoned.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">Where reconnects and failures are logged.</param>
+    public MapStreamLoop(ControlClient client, Func<MapRequest> requestFactory, Action<NetmapSnapshot> onNetmap,
+        Func<ControlFailure, CancellationToken, Task> recover, ReconnectBackoff backoff, TimeSpan keepAliveTimeout,
+        TimeProvider time, ILogger logger)
+    {
+        _client = client;
+        _requestFactory = requestFactory;
+        _onNetmap = onNetmap;
+        _recover = recover;
+        _backoff = backoff;
+        _keepAliveTimeout = keepAliveTimeout;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>
+    /// Completes when the first full map has been applied; fails with a <see cref="MeshException"/>
+    /// when the service refuses the node for good (an expired key, an unknown node) before that;
+    /// is cancelled when the loop stops first.
+    /// </summary>
+    public Task FirstNetmap => _firstNetmap.Task;
+
+    /// <summary>The latest snapshot, or null before the first full map.</summary>
+    public NetmapSnapshot? Current => _current;
+
+    /// <summary>True while a stream is open and has delivered at least one message.</summary>
+    public bool Connected => _connected;
+
+    /// <summary>The most recent failure (kept after a successful reconnect, for status).</summary>
+    public ControlFailure? LastFailure => _lastFailure;
+
+    /// <summary>Runs until <paramref name="stop"/> is cancelled. Never throws (except for bugs).</summary>
+    public async Task RunAsync(CancellationToken stop)
+    {
+        int failures = 0;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                ControlFailure? failure = null;
+                _heardOnStream = false;
+                try
+                {
+                    await RunStreamAsync(stop).ConfigureAwait(false);
+                    MeshLog.MapStreamEnded(_logger, _client.Url);
+                }
+                catch (Exception) when (stop.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (KeepAliveTimeoutException)
+                {
+                    MeshLog.MapStreamSilent(_logger, _client.Url, _keepAliveTimeout);
+                }
+                catch (Exception e)
+                {
+                    failure = ControlFailure.Classify(e, "The netmap stream", _client.Url);
+                    if (e is ControlProtocolException)
+                    {
+                        ForgetSession();
+                    }
+                }
+                _connected = false;
+                if (_heardOnStream)
+                {
+                    failures = 0;
+                }
+                if (failure is not null)
+                {
+                    _lastFailure = failure;
+                    MeshLog.MapStreamFailed(_logger, failure.Code, failure.Message, failure.Transient);
+                    if (!failure.Transient && _current is null)
+                    {
+                        // The node cannot start: tell StartAsync now rather than at its timeout.
+                        _firstNetmap.TrySetException(failure.ToException());
+                    }
+                    try
+                    {
+                        await _recover(failure, stop).ConfigureAwait(false);
+                    }
+                    catch (Exception) when (stop.IsCancellationRequested)
+                    {
+                        break;
+                    }
+                    catch (Exception e)
+                    {
+                        _lastFailure = ControlFailure.Classify(e, "Reconnecting", _client.Url);
+                        MeshLog.MapStreamFailed(_logger, _lastFailure.Code, _lastFailure.Message, _lastFailure.Transient);
+                    }
+                }
+                // Refusals for good are retried too (an administrator may fix the cause), at the slowest pace.
+                var delay = failure is { Transient: false } ? _backoff.Next(int.MaxValue) : _backoff.Next(failures);
+                failures = Math.Min(failures + 1, 62);
+                MeshLog.MapStreamReconnecting(_logger, delay);
+                try
+                {
+                    await Task.Delay(delay, _time, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            _connected = false;
+            _firstNetmap.TrySetCanceled(stop.IsCancellationRequested ? stop : new CancellationToken(true));
+        }
+    }
+
+    /// <summary>One stream: open, read until it ends or fails, with the watchdog armed throughout.</summary>
+    private async Task RunStreamAsync(CancellationToken stop)
+    {
+        using var watchdog = new CancellationTokenSource(_keepAliveTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, watchdog.Token);
+        var request = _requestFactory();
+        request.Session = _session ?? "";
+        request.LastSequence = _session is null ? 0 : _lastSequence;
+        MeshLog.MapStreamOpening(_logger, _client.Url, _session is not null, _lastSequence);
+        try
+        {
+            using var call = _client.OpenMap(request, linked.Token);
+            bool first = true;
+            while (await call.ResponseStream.MoveNext(linked.Token).ConfigureAwait(false))
+            {
+                watchdog.CancelAfter(_keepAliveTimeout);
+                _heardOnStream = true;
+                _connected = true;
+                Apply(call.ResponseStream.Current, first);
+                first = false;
+            }
+        }
+        catch (Exception) when (watchdog.IsCancellationRequested && !stop.IsCancellationRequested)
+        {
+            throw new KeepAliveTimeoutException();
+        }
+    }
+
+    /// <summary>Applies one message (see the class remarks for the rules).</summary>
+    internal void Apply(MapResponse message, bool firstOfStream)
+    {
+        if (firstOfStream)
+        {
+            if (string.IsNullOrEmpty(message.Session))
+            {
+                throw new ControlProtocolException("the first message of the stream has no session");
+            }
+            if (message.Session != _session)
+            {
+                if (message.BodyCase != MapResponse.BodyOneofCase.Full)
+                {
+                    throw new ControlProtocolException("a new session does not start with a full map");
+                }
+                if (_session is not null)
+                {
+                    MeshLog.MapSessionReplaced(_logger);
+                }
+                _session = message.Session;
+                _lastSequence = 0;
+            }
+        }
+        else if (message.Session.Length > 0 && message.Session != _session)
+        {
+            throw new ControlProtocolException("the session changed in the middle of a stream");
+        }
+
+        if (message.Sequence <= _lastSequence)
+        {
+            MeshLog.MapMessageIgnored(_logger, message.Sequence, _lastSequence);
+            return;
+        }
+        switch (message.BodyCase)
+        {
+            case MapResponse.BodyOneofCase.Full:
+                Publish(NetmapApplier.ApplyFull(message.Full, _session!, message.Sequence));
+                MeshLog.FullMapApplied(_logger, message.Sequence, _current!.Peers.Count);
+                break;
+            case MapResponse.BodyOneofCase.Delta:
+                var current = _current ?? throw new ControlProtocolException("a delta before any full map");
+                var next = NetmapApplier.ApplyDelta(current, message.Delta, message.Sequence, out int ignored);
+                if (ignored > 0)
+                {
+                    MeshLog.PatchesIgnored(_logger, ignored, message.Sequence);
+                }
+                Publish(next);
+                break;
+            default:
+                // A keep-alive, or a body type this version does not know: nothing to apply.
+                break;
+        }
+        _lastSequence = message.Sequence;
+    }
+
+    private void Publish(NetmapSnapshot map)
+    {
+        _current = map;
+        _onNetmap(map);
+        _firstNetmap.TrySetResult();
+    }
+
+    private void ForgetSession()
+    {
+        _session = null;
+        _lastSequence = 0;
+    }
+
+    /// <summary>The watchdog fired: nothing arrived within the keep-alive timeout.</summary>
+    private sealed class KeepAliveTimeoutException : Exception;
+
+    /// <summary>True when the failure means the server key may have changed (a rejected proof).</summary>
+    public static bool NeedsNewServerKey(ControlFailure failure) => failure.Reason == ControlErrors.BadProof;
+}

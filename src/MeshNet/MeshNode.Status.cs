@@ -1,0 +1,64 @@
+using MeshNet.Userspace.Crypto;
+using MeshNet.Userspace.WireGuard;
+
+namespace MeshNet;
+
+/// <summary>Status.</summary>
+public sealed partial class MeshNode
+{
+    /// <summary>
+    /// A snapshot of the node: itself, its link to the coordination service, and every peer of
+    /// the netmap with what the WireGuard device measured (endpoint, last handshake, bytes).
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The node has been disposed.</exception>
+    public MeshNodeStatus GetStatus()
+    {
+        ThrowIfDisposed();
+        var map = _netmap!;
+        var device = _device!;
+        var now = _time.GetUtcNow();
+        var applied = _configurator!.Applied;
+        var measured = new Dictionary<WireGuardPublicKey, WireGuardPeerStatus>();
+        foreach (var status in device.GetPeers())
+        {
+            measured[status.PublicKey] = status;
+        }
+        var peers = new List<MeshPeerStatus>(map.Peers.Count);
+        foreach (var peer in map.Peers.Values)
+        {
+            WireGuardPeerStatus? wireGuard = null;
+            bool configured = peer.Key is not null && applied.ContainsKey(peer.Key) && !peer.IsExpired(now);
+            if (configured)
+            {
+                measured.TryGetValue(peer.Key!, out wireGuard);
+            }
+            peers.Add(new MeshPeerStatus
+            {
+                Identity = MeshPeerIdentity.From(map, peer),
+                Online = peer.Online,
+                Configured = configured,
+                Endpoint = wireGuard?.Endpoint,
+                AdvertisedEndpoints = [.. peer.Endpoints],
+                LastHandshake = wireGuard?.LastHandshake,
+                BytesReceived = wireGuard?.ReceivedBytes ?? 0,
+                BytesSent = wireGuard?.SentBytes ?? 0,
+                KeyExpiry = peer.KeyExpiry,
+                LastSeen = peer.LastSeen,
+            });
+        }
+        var failure = _mapLoop!.LastFailure;
+        return new MeshNodeStatus
+        {
+            Self = MeshPeerIdentity.From(map, map.Self),
+            Tailnet = _tailnet,
+            ListenPort = device.ListenPort,
+            Endpoints = [.. _endpoints!.Current],
+            KeyExpiry = map.Self.KeyExpiry,
+            ControlConnected = _mapLoop.Connected,
+            LastControlError = failure?.Code,
+            LastControlErrorMessage = failure?.Message,
+            NetmapSequence = map.Sequence,
+            Peers = peers,
+        };
+    }
+}

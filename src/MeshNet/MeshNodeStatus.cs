@@ -1,0 +1,55 @@
+using System.Net;
+using MeshNet.Userspace.Crypto;
+
+namespace MeshNet;
+
+/// <summary>A snapshot of a node (<see cref="MeshNode.GetStatus"/>): itself, its link to the coordination service, and its peers.</summary>
+public sealed class MeshNodeStatus
+{
+    internal MeshNodeStatus()
+    {
+    }
+
+    /// <summary>This node's identity (id, names, addresses, tags, key).</summary>
+    public required MeshPeerIdentity Self { get; init; }
+
+    /// <summary>The tailnet the node belongs to.</summary>
+    public required string Tailnet { get; init; }
+
+    /// <summary>The WireGuard UDP port.</summary>
+    public int ListenPort { get; init; }
+
+    /// <summary>The endpoints this node advertises, most preferred first.</summary>
+    public IReadOnlyList<IPEndPoint> Endpoints { get; init; } = [];
+
+    /// <summary>When this node's key expires, or null.</summary>
+    public DateTimeOffset? KeyExpiry { get; init; }
+
+    /// <summary>True while the netmap stream to the coordination service is up.</summary>
+    public bool ControlConnected { get; init; }
+
+    /// <summary>The most recent control failure (possibly already recovered from), or null.</summary>
+    public MeshErrorCode? LastControlError { get; init; }
+
+    /// <summary>The message of <see cref="LastControlError"/>, or null.</summary>
+    public string? LastControlErrorMessage { get; init; }
+
+    /// <summary>The sequence number of the last netmap message applied.</summary>
+    public ulong NetmapSequence { get; init; }
+
+    /// <summary>The peers, by node id.</summary>
+    public IReadOnlyList<MeshPeerStatus> Peers { get; init; } = [];
+
+    /// <summary>This node's DNS label.</summary>
+    public string Name => Self.Name;
+
+    /// <summary>This node's tailnet addresses.</summary>
+    public IReadOnlyList<IPAddress> Addresses => Self.Addresses;
+
+    /// <summary>This node's public key.</summary>
+    public WireGuardPublicKey? PublicKey => Self.PublicKey;
+
+    /// <summary>A one-line summary.</summary>
+    public override string ToString() =>
+        $"{Self.Fqdn} {string.Join(", ", Addresses)} port {ListenPort}, control {(ControlConnected ? "connected" : "disconnected")}, {Peers.Count} peers";
+}

@@ -1,0 +1,153 @@
+using System.Collections.Immutable;
+using MeshNet.Control.V1;
+
+namespace MeshNet.Netmap;
+
+/// <summary>
+/// Applies map-stream messages to netmap snapshots: a <see cref="FullMap"/> replaces everything,
+/// a <see cref="MapDelta"/> changes a copy of the current snapshot in the protocol's field order
+/// (peers changed, peers removed, patches, self, filter chunks). Pure functions: no I/O, no clock.
+/// </summary>
+internal static class NetmapApplier
+{
+    /// <summary>The snapshot a full map describes.</summary>
+    /// <exception cref="ControlProtocolException">The map has no self.</exception>
+    public static NetmapSnapshot ApplyFull(FullMap full, string session, ulong sequence)
+    {
+        ArgumentNullException.ThrowIfNull(full);
+        if (full.Self is null)
+        {
+            throw new ControlProtocolException("a full map without the node's own record");
+        }
+        var self = NetmapNode.FromProto(full.Self);
+        var peers = ImmutableSortedDictionary.CreateBuilder<ulong, NetmapNode>();
+        foreach (var node in full.Peers)
+        {
+            if (node.Id != self.Id)
+            {
+                peers[node.Id] = NetmapNode.FromProto(node);
+            }
+        }
+        var filter = ImmutableSortedDictionary.CreateBuilder<string, FilterChunk>(StringComparer.Ordinal);
+        foreach (var chunk in full.Filter)
+        {
+            if (chunk.Rules.Count > 0)
+            {
+                filter[chunk.Name] = chunk;
+            }
+        }
+        return new NetmapSnapshot
+        {
+            Self = self,
+            Peers = peers.ToImmutable(),
+            Domain = NormalizeDomain(full.Domain),
+            Filter = filter.ToImmutable(),
+            Session = session,
+            Sequence = sequence,
+        };
+    }
+
+    /// <summary>The snapshot after <paramref name="delta"/>.</summary>
+    /// <param name="current">The snapshot the delta applies to.</param>
+    /// <param name="delta">The change.</param>
+    /// <param name="sequence">The message's sequence number.</param>
+    /// <param name="ignoredPatches">Patches for peers this node does not know (ignored).</param>
+    public static NetmapSnapshot ApplyDelta(NetmapSnapshot current, MapDelta delta, ulong sequence, out int ignoredPatches)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        ArgumentNullException.ThrowIfNull(delta);
+        ignoredPatches = 0;
+        var peers = current.Peers.ToBuilder();
+        var selfId = current.Self.Id;
+
+        foreach (var node in delta.PeersChanged)
+        {
+            if (node.Id != selfId)
+            {
+                peers[node.Id] = NetmapNode.FromProto(node);
+            }
+        }
+        foreach (var id in delta.PeersRemoved)
+        {
+            peers.Remove(id);
+        }
+        foreach (var patch in delta.Patches)
+        {
+            if (peers.TryGetValue(patch.Id, out var peer))
+            {
+                peers[patch.Id] = ApplyPatch(peer, patch);
+            }
+            else
+            {
+                ignoredPatches++;
+            }
+        }
+
+        var self = current.Self;
+        if (delta.SelfChanged is { } changed)
+        {
+            self = NetmapNode.FromProto(changed);
+            // The node's id never changes inside one registration; a different one would be a
+            // service bug, and a peer with our new id must not shadow us.
+            peers.Remove(self.Id);
+        }
+
+        var filter = current.Filter;
+        if (delta.FilterChunks.Count > 0)
+        {
+            var builder = filter.ToBuilder();
+            foreach (var chunk in delta.FilterChunks)
+            {
+                if (chunk.Rules.Count == 0)
+                {
+                    builder.Remove(chunk.Name);
+                }
+                else
+                {
+                    builder[chunk.Name] = chunk;
+                }
+            }
+            filter = builder.ToImmutable();
+        }
+
+        return new NetmapSnapshot
+        {
+            Self = self,
+            Peers = peers.ToImmutable(),
+            Domain = current.Domain,
+            Filter = filter,
+            Session = current.Session,
+            Sequence = sequence,
+        };
+    }
+
+    /// <summary>A peer with the fields present in <paramref name="patch"/> replaced.</summary>
+    public static NetmapNode ApplyPatch(NetmapNode peer, PeerPatch patch)
+    {
+        var result = peer;
+        if (patch.HasOnline)
+        {
+            result = result with { Online = patch.Online };
+        }
+        if (patch.Endpoints is { } endpoints)
+        {
+            result = result with { Endpoints = NetmapNode.ParseEndpoints(endpoints.Values) };
+        }
+        if (!patch.NodeKey.IsEmpty)
+        {
+            result = result with { Key = NetmapNode.ParseKey(patch.NodeKey.Span) };
+        }
+        if (patch.KeyExpiry is { } expiry)
+        {
+            result = result with { KeyExpiry = expiry.ToDateTimeOffset() };
+        }
+        if (patch.LastSeen is { } lastSeen)
+        {
+            result = result with { LastSeen = lastSeen.ToDateTimeOffset() };
+        }
+        return result;
+    }
+
+    /// <summary>Lower case, without a trailing dot.</summary>
+    public static string NormalizeDomain(string domain) => domain.TrimEnd('.').ToLowerInvariant();
+}
