@@ -127,9 +127,11 @@ public sealed partial class MeshNode
                 $"The node could not register with the coordination service at {_controlUrl} and receive its netmap within {timeout}.{last}",
                 lastFailure?.Exception);
         }
-        catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        catch (Exception e) when (cancellationToken.IsCancellationRequested
+            && !(e is OperationCanceledException canceled && canceled.CancellationToken == cancellationToken))
         {
-            // gRPC reports a cancelled call as RpcException(Cancelled): the caller asked for an OperationCanceledException.
+            // The caller's token gives an OperationCanceledException that names it (gRPC reports a
+            // cancelled call as RpcException(Cancelled), and linked tokens are not the caller's).
             throw new OperationCanceledException("Starting the node was cancelled.", e, cancellationToken);
         }
     }

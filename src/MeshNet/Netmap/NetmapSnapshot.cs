@@ -43,7 +43,7 @@ internal sealed class NetmapSnapshot
         {
             address = address.MapToIPv4();
         }
-        if (address.ScopeId != 0)
+        if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && address.ScopeId != 0)
         {
             address = new IPAddress(address.GetAddressBytes());
         }
