@@ -7,11 +7,7 @@ using MeshNet.DataPlane;
 using MeshNet.Diagnostics;
 using MeshNet.Netmap;
 using MeshNet.Protocol;
-using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
-using MeshNet.Userspace.Stack;
-using MeshNet.Userspace.WireGuard;
-using Microsoft.Extensions.Logging;
 
 namespace MeshNet;
 
@@ -80,7 +76,7 @@ public sealed partial class MeshNode
             string hostname = _options.Hostname ?? Environment.MachineName;
             MeshLog.NodeStarting(_logger, _controlUrl, hostname);
             await LoadIdentityAsync(token).ConfigureAwait(false);
-            await StartDeviceAsync().ConfigureAwait(false);
+            await StartDeviceAsync(token).ConfigureAwait(false);
             _control = new ControlClient(_controlUrl, _options.ConfigureControlHandler, _options.LoggerFactory);
 
             RegisterResponse registration;
@@ -105,7 +101,7 @@ public sealed partial class MeshNode
                 }
             }
             await ApplyRegistrationAsync(registration, token).ConfigureAwait(false);
-            StartStack();
+            _dataPlane!.StartStack(_addresses);
             StartControlLoops();
             try
             {
@@ -116,7 +112,7 @@ public sealed partial class MeshNode
                 lastFailure = _mapLoop!.LastFailure ?? lastFailure;
                 throw;
             }
-            MeshLog.NodeStarted(_logger, Name, string.Join(", ", _addresses), _device!.ListenPort, _netmap!.Peers.Count,
+            MeshLog.NodeStarted(_logger, Name, string.Join(", ", _addresses), _dataPlane!.Device.ListenPort, _netmap!.Peers.Count,
                 (long)_time.GetElapsedTime(started).TotalMilliseconds);
         }
         catch (Exception e) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested
@@ -165,31 +161,10 @@ public sealed partial class MeshNode
         }
     }
 
-    private async Task StartDeviceAsync()
+    private async Task StartDeviceAsync(CancellationToken cancellationToken)
     {
-        _inbound = new DeferredPacketSink();
-        try
-        {
-            _device = await WireGuardDevice.StartAsync(new WireGuardDeviceOptions
-            {
-                PrivateKey = _identity!.PrivateKey,
-                Bind = new UdpSocketBind(new UdpSocketBindOptions
-                {
-                    BindAddress = _options.BindAddress,
-                    Logger = _loggerFactory.CreateLogger<UdpSocketBind>(),
-                }),
-                InboundSink = _inbound,
-                ListenPort = (ushort)_options.ListenPort,
-                Mtu = TunnelMtu,
-                TimeProvider = _time,
-                LoggerFactory = _options.LoggerFactory,
-            }).ConfigureAwait(false);
-        }
-        catch (System.Net.Sockets.SocketException e)
-        {
-            var code = e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse ? MeshErrorCode.AddressInUse : MeshErrorCode.InvalidConfiguration;
-            throw new MeshException(code, $"The WireGuard UDP socket cannot be bound to {_options.BindAddress?.ToString() ?? "every address"} port {_options.ListenPort}: {e.Message}", e);
-        }
+        _dataPlane = await NodeDataPlane.StartDeviceAsync(_identity!.PrivateKey, _options.BindAddress, _options.ListenPort, _time,
+            _options.LoggerFactory, _logger, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Fetches the server key (once), then registers; rotates an expired key when an auth key allows it.</summary>
@@ -249,7 +224,7 @@ public sealed partial class MeshNode
             {
                 _retiredSigners.Add(oldSigner);
             }
-            _device!.SetPrivateKey(_identity.PrivateKey);
+            _dataPlane!.Device.SetPrivateKey(_identity.PrivateKey);
             MeshLog.KeyRotated(_logger, old.PublicKey.ToShortString(), _identity.PublicKey.ToShortString());
             old.Dispose();
             return response;
@@ -330,26 +305,10 @@ public sealed partial class MeshNode
         MeshLog.Registered(_logger, self.Name, self.Id, registration.Tailnet, string.Join(", ", _addresses));
     }
 
-    private void StartStack()
-    {
-        _stack = IpStack.Create(new IpStackOptions
-        {
-            Link = _device!,
-            Addresses = _addresses,
-            Mtu = TunnelMtu,
-            TimeProvider = _time,
-            LoggerFactory = _options.LoggerFactory,
-        });
-        _inbound!.Target = _stack;
-        var bind = _options.BindAddress;
-        _configurator = new PeerConfigurator(new DevicePeerTarget(_device!), _time,
-            endpoint => LocalEndpoints.CanReach(bind, endpoint), _logger);
-    }
-
     private void StartControlLoops()
     {
         var bind = _options.BindAddress;
-        ushort port = _device!.ListenPort;
+        ushort port = _dataPlane!.Device.ListenPort;
         var initial = _options.AdvertisedEndpoints ?? LocalEndpoints.Discover(bind, port);
         Func<IReadOnlyList<IPEndPoint>>? discover = _options.AdvertisedEndpoints is null ? () => LocalEndpoints.Discover(bind, port) : null;
         byte[] nodeKey = _identity!.PublicKey.AsSpan().ToArray();

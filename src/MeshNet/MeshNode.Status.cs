@@ -15,9 +15,9 @@ public sealed partial class MeshNode
     {
         ThrowIfDisposed();
         var map = _netmap!;
-        var device = _device!;
+        var device = _dataPlane!.Device;
         var now = _time.GetUtcNow();
-        var applied = _configurator!.Applied;
+        var applied = _dataPlane.Peers!.Applied;
         var measured = new Dictionary<WireGuardPublicKey, WireGuardPeerStatus>();
         foreach (var status in device.GetPeers())
         {
@@ -46,15 +46,15 @@ public sealed partial class MeshNode
                 LastSeen = peer.LastSeen,
             });
         }
-        var failure = _mapLoop!.LastFailure;
+        var failure = _mapLoop?.LastFailure;
         return new MeshNodeStatus
         {
             Self = MeshPeerIdentity.From(map, map.Self),
             Tailnet = _tailnet,
             ListenPort = device.ListenPort,
-            Endpoints = [.. _endpoints!.Current],
+            Endpoints = [.. _endpoints?.Current ?? []],
             KeyExpiry = map.Self.KeyExpiry,
-            ControlConnected = _mapLoop.Connected,
+            ControlConnected = _mapLoop?.Connected ?? false,
             LastControlError = failure?.Code,
             LastControlErrorMessage = failure?.Message,
             NetmapSequence = map.Sequence,

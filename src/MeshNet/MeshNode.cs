@@ -6,7 +6,6 @@ using MeshNet.Diagnostics;
 using MeshNet.Netmap;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Stack;
-using MeshNet.Userspace.WireGuard;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -35,9 +34,6 @@ namespace MeshNet;
 /// </remarks>
 public sealed partial class MeshNode : IAsyncDisposable
 {
-    /// <summary>The tunnel MTU of the device and the stack.</summary>
-    internal const int TunnelMtu = 1420;
-
     private readonly MeshNodeOptions _options;
     private readonly Uri _controlUrl;
     private readonly ILoggerFactory _loggerFactory;
@@ -54,10 +50,7 @@ public sealed partial class MeshNode : IAsyncDisposable
     private ControlClient? _control;
     private ControlSigner? _signer;
     private byte[] _serverKey = [];
-    private DeferredPacketSink? _inbound;
-    private WireGuardDevice? _device;
-    private IpStack? _stack;
-    private PeerConfigurator? _configurator;
+    private NodeDataPlane? _dataPlane;
     private MapStreamLoop? _mapLoop;
     private EndpointReporter? _endpoints;
     private Task _mapTask = Task.CompletedTask;
@@ -99,7 +92,7 @@ public sealed partial class MeshNode : IAsyncDisposable
     public WireGuardPublicKey PublicKey => _identity!.PublicKey;
 
     /// <summary>The UDP port of the node's WireGuard socket.</summary>
-    public int ListenPort => _device!.ListenPort;
+    public int ListenPort => _dataPlane!.Device.ListenPort;
 
     /// <summary>This node's current record: the netmap's once there is one, the registration's before.</summary>
     private NetmapNode Self => _netmap?.Self ?? _registeredSelf ?? throw new InvalidOperationException("The node has not started.");
@@ -109,7 +102,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         get
         {
             ThrowIfDisposed();
-            return _stack!;
+            return _dataPlane!.Stack!;
         }
     }
 
@@ -149,13 +142,12 @@ public sealed partial class MeshNode : IAsyncDisposable
     /// <summary>A netmap arrived (on the map loop's task): publish it and reconfigure the peers.</summary>
     private void OnNetmap(NetmapSnapshot map)
     {
-        var stack = _stack!;
-        if (!map.Self.Addresses.ToHashSet().SetEquals(stack.Addresses))
+        if (!map.Self.Addresses.ToHashSet().SetEquals(_addresses))
         {
-            MeshLog.SelfAddressesChanged(_logger, string.Join(", ", map.Self.Addresses), string.Join(", ", stack.Addresses));
+            MeshLog.SelfAddressesChanged(_logger, string.Join(", ", map.Self.Addresses), string.Join(", ", _addresses));
         }
         _netmap = map;
-        _configurator!.Apply(map);
+        _dataPlane!.Peers!.Apply(map);
     }
 
     private MeshException PeerNotFound(NetmapSnapshot map, string host) =>
@@ -183,23 +175,13 @@ public sealed partial class MeshNode : IAsyncDisposable
             await _mapTask.ConfigureAwait(false);
             await _endpointTask.ConfigureAwait(false);
         }).ConfigureAwait(false);
-        await Step("peers", () =>
-        {
-            _configurator?.Dispose();
-            return Task.CompletedTask;
-        }).ConfigureAwait(false);
         foreach (var listener in _listeners.Keys)
         {
             await Step("listener", () => listener.DisposeAsync().AsTask()).ConfigureAwait(false);
         }
-        await Step("stack", () =>
+        if (_dataPlane is { } dataPlane)
         {
-            _stack?.Dispose();
-            return Task.CompletedTask;
-        }).ConfigureAwait(false);
-        if (_device is { } device)
-        {
-            await Step("device", () => device.DisposeAsync().AsTask()).ConfigureAwait(false);
+            await Step("data plane", () => dataPlane.DisposeAsync().AsTask()).ConfigureAwait(false);
         }
         await Step("control channel", () =>
         {
@@ -234,5 +216,5 @@ public sealed partial class MeshNode : IAsyncDisposable
 
     /// <summary>The node's name and addresses.</summary>
     public override string ToString() =>
-        _stack is null ? "MeshNode(not started)" : $"MeshNode({Fqdn}, {string.Join(", ", _stack.Addresses)})";
+        _registeredSelf is null ? "MeshNode(not started)" : $"MeshNode({Fqdn}, {string.Join(", ", _addresses)})";
 }

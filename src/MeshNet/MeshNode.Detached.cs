@@ -1,0 +1,42 @@
+using MeshNet.DataPlane;
+using MeshNet.Netmap;
+
+namespace MeshNet;
+
+/// <summary>A node without a control client, for tests of the data path.</summary>
+public sealed partial class MeshNode
+{
+    /// <summary>
+    /// Test hook: starts a node whose netmap comes from the caller (<see cref="ApplyNetmap"/>)
+    /// instead of a coordination service: the identity, data plane, listeners, dialing and
+    /// status are the real ones. <paramref name="identity"/> is taken over by the node.
+    /// </summary>
+    internal static async Task<MeshNode> StartWithoutControlAsync(MeshNodeOptions options, MeshNodeIdentity identity,
+        NetmapSnapshot netmap, string tailnet, CancellationToken cancellationToken = default)
+    {
+        var node = new MeshNode(options.Snapshot()) { _identity = identity };
+        try
+        {
+            node._dataPlane = await NodeDataPlane.StartDeviceAsync(identity.PrivateKey, options.BindAddress, options.ListenPort,
+                options.TimeProvider, options.LoggerFactory, node._logger, cancellationToken).ConfigureAwait(false);
+            node._registeredSelf = netmap.Self;
+            node._tailnet = tailnet;
+            node._addresses = NameResolver.OrderedAddresses(netmap.Self);
+            node._dataPlane.StartStack(node._addresses);
+            node.OnNetmap(netmap);
+            return node;
+        }
+        catch
+        {
+            await node.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Test hook: applies a netmap as if the map stream had delivered it.</summary>
+    internal void ApplyNetmap(NetmapSnapshot netmap)
+    {
+        ThrowIfDisposed();
+        OnNetmap(netmap);
+    }
+}
