@@ -62,6 +62,7 @@ public sealed partial class MeshNode : IAsyncDisposable
 
     private volatile NetmapSnapshot? _netmap;
     private int _disposed;
+    private Task? _disposeTask;
 
     private MeshNode(MeshNodeOptions options)
     {
@@ -162,12 +163,23 @@ public sealed partial class MeshNode : IAsyncDisposable
     /// WireGuard device and its socket, every timer; zeroes the keys. Idempotent; safe to call
     /// on a node that failed half way through starting.
     /// </summary>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        if (Volatile.Read(ref _disposeTask) is { } running)
         {
-            return;
+            return new ValueTask(running); // a second call waits for the first to finish
         }
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (Interlocked.CompareExchange(ref _disposeTask, done.Task, null) is { } other)
+        {
+            return new ValueTask(other);
+        }
+        Volatile.Write(ref _disposed, 1);
+        return new ValueTask(DisposeCoreAsync(done));
+    }
+
+    private async Task DisposeCoreAsync(TaskCompletionSource done)
+    {
         string name = _netmap?.Self.Name ?? _registeredSelf?.Name ?? "(not started)";
         _stopping.Cancel();
         await Step("control", async () =>
@@ -200,6 +212,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         _ownedStore?.Dispose();
         _stopping.Dispose();
         MeshLog.NodeStopped(_logger, name);
+        done.SetResult();
     }
 
     private async Task Step(string step, Func<Task> action)

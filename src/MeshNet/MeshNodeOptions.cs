@@ -153,9 +153,10 @@ public sealed class MeshNodeOptions
         {
             throw Invalid(nameof(ControlUrl), "must be an absolute http or https URL.");
         }
-        if (!string.IsNullOrEmpty(ControlUrl.UserInfo) || !string.IsNullOrEmpty(ControlUrl.Query) || !string.IsNullOrEmpty(ControlUrl.Fragment))
+        if (!string.IsNullOrEmpty(ControlUrl.UserInfo) || !string.IsNullOrEmpty(ControlUrl.Query) || !string.IsNullOrEmpty(ControlUrl.Fragment)
+            || ControlUrl.AbsolutePath != "/")
         {
-            throw Invalid(nameof(ControlUrl), "must not carry user information, a query or a fragment.");
+            throw Invalid(nameof(ControlUrl), "must be a scheme, host and port only (no path, user information, query or fragment).");
         }
         if (AuthKey is not null && (AuthKey.Length == 0 || AuthKey.Length > 256 || AuthKey.Any(char.IsWhiteSpace)))
         {

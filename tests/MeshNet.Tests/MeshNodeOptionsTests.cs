@@ -15,6 +15,7 @@ public sealed class MeshNodeOptionsTests
         { nameof(MeshNodeOptions.ControlUrl), o => o.ControlUrl = new Uri("ftp://control.example.com") },
         { nameof(MeshNodeOptions.ControlUrl), o => o.ControlUrl = new Uri("https://user:pw@control.example.com") },
         { nameof(MeshNodeOptions.ControlUrl), o => o.ControlUrl = new Uri("https://control.example.com/?a=b") },
+        { nameof(MeshNodeOptions.ControlUrl), o => o.ControlUrl = new Uri("https://control.example.com/meshnet") },
         { nameof(MeshNodeOptions.AuthKey), o => o.AuthKey = "" },
         { nameof(MeshNodeOptions.AuthKey), o => o.AuthKey = "mnkey has space" },
         { nameof(MeshNodeOptions.Hostname), o => o.Hostname = "  " },

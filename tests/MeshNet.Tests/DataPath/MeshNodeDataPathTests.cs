@@ -231,7 +231,9 @@ public sealed class MeshNodeDataPathTests : IAsyncLifetime
         var accepted = await accepting.WaitAsync(Timeout);
         int port = Web.ListenPort;
 
-        await Web.DisposeAsync();
+        var first = Web.DisposeAsync().AsTask();
+        var second = Web.DisposeAsync().AsTask();
+        await Task.WhenAll(first, second).WaitAsync(Timeout);
         await Web.DisposeAsync();
 
         await pendingAccept.Invoking(t => t.WaitAsync(Timeout)).Should().ThrowAsync<ObjectDisposedException>();
