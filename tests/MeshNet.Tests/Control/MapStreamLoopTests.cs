@@ -126,6 +126,21 @@ public sealed class MapStreamLoopTests : IAsyncDisposable
         var loop = StartLoop(new Uri($"http://127.0.0.1:{((IPEndPoint)blackHole.LocalEndPoint!).Port}"), 5);
 
         await Eventually.WaitAsync(() => _logs.Entries.Any(e => e.EventId.Id == 4053), "the stream to open");
+        await Eventually.WaitAsync(() => { lock (accepted) { return accepted.Count > 0; } }, "the connection");
+        Socket first;
+        lock (accepted)
+        {
+            first = accepted[0];
+        }
+        // Plain HTTP/2 with prior knowledge (h2c): the client opens with the HTTP/2 preface.
+        var preface = new byte[24];
+        for (int read = 0; read < preface.Length;)
+        {
+            int n = await first.ReceiveAsync(preface.AsMemory(read)).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            n.Should().BePositive();
+            read += n;
+        }
+        System.Text.Encoding.ASCII.GetString(preface).Should().StartWith("PRI * HTTP/2.0");
         await Task.Delay(200);
         _time.Advance(KeepAlive - TimeSpan.FromSeconds(1));
         await Task.Delay(200);
