@@ -27,7 +27,10 @@ public enum MeshErrorCode
     /// <summary>The node asked for tags (<see cref="MeshNodeOptions.Tags"/>) that neither the auth key nor the tailnet's policy grant it.</summary>
     TagsNotPermitted,
 
-    /// <summary>The node's key has expired: the node must register again with a new key (and an auth key) to come back.</summary>
+    /// <summary>
+    /// The node's key has expired. The node rotates to a new key by itself (proving it holds the
+    /// old one); this code means the service refused that too.
+    /// </summary>
     NodeKeyExpired,
 
     /// <summary>

@@ -36,6 +36,7 @@ public sealed partial class MeshNode : IAsyncDisposable
 {
     private readonly MeshNodeOptions _options;
     private readonly Uri _controlUrl;
+    private readonly string _hostname;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -44,12 +45,12 @@ public sealed partial class MeshNode : IAsyncDisposable
     private readonly ConcurrentDictionary<MeshListener, byte> _listeners = new();
     private readonly List<ControlSigner> _retiredSigners = [];
 
-    // Set while starting, then read-only (except the identity and signer, which key rotation
-    // at start replaces before anything else uses them).
-    private MeshNodeIdentity? _identity;
+    // Set while starting, then read-only, except the identity and signer, which a key rotation
+    // replaces (on the start path, or later on the map loop's task).
+    private volatile MeshNodeIdentity? _identity;
     private ControlClient? _control;
-    private ControlSigner? _signer;
-    private byte[] _serverKey = [];
+    private volatile ControlSigner? _signer;
+    private volatile byte[] _serverKey = [];
     private NodeDataPlane? _dataPlane;
     private MapStreamLoop? _mapLoop;
     private EndpointReporter? _endpoints;
@@ -68,6 +69,7 @@ public sealed partial class MeshNode : IAsyncDisposable
     {
         _options = options;
         _controlUrl = options.ControlUrl!;
+        _hostname = options.Hostname ?? Environment.MachineName;
         _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<MeshNode>();
         _time = options.TimeProvider;

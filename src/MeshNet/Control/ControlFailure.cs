@@ -53,7 +53,7 @@ internal sealed record ControlFailure(MeshErrorCode Code, string Message, bool T
             ControlErrors.AuthKeyUsedUp => (MeshErrorCode.AuthKeyUsedUp, false, "the auth key is a one-off key that was already used"),
             ControlErrors.AuthKeyRevoked => (MeshErrorCode.AuthKeyRevoked, false, "the auth key was revoked"),
             ControlErrors.TagsNotPermitted => (MeshErrorCode.TagsNotPermitted, false, "the node asked for tags it may not have"),
-            ControlErrors.NodeKeyExpired => (MeshErrorCode.NodeKeyExpired, false, "the node's key has expired; register again with an auth key"),
+            ControlErrors.NodeKeyExpired => (MeshErrorCode.NodeKeyExpired, false, "the node's key has expired"),
             ControlErrors.NodeNotRegistered => (MeshErrorCode.AuthKeyRequired, false, "the service does not know this node (it may have been deleted); an auth key is needed to register again"),
             ControlErrors.BadProof => (MeshErrorCode.ControlRejected, false, "the service did not accept the node's proof of key"),
             ControlErrors.StaleTimestamp => (MeshErrorCode.ControlRejected, false, "the node's clock is too far from the service's"),

@@ -27,7 +27,7 @@ internal sealed class MapStreamLoop
     private readonly ControlClient _client;
     private readonly Func<MapRequest> _requestFactory;
     private readonly Action<NetmapSnapshot> _onNetmap;
-    private readonly Func<ControlFailure, CancellationToken, Task> _recover;
+    private readonly Func<ControlFailure, CancellationToken, Task<bool>> _recover;
     private readonly ReconnectBackoff _backoff;
     private readonly TimeSpan _keepAliveTimeout;
     private readonly TimeProvider _time;
@@ -46,13 +46,17 @@ internal sealed class MapStreamLoop
     /// <param name="client">The control connection.</param>
     /// <param name="requestFactory">Builds a map request (node key, current endpoints); the loop adds the resume fields.</param>
     /// <param name="onNetmap">Receives every new snapshot, on the loop's task.</param>
-    /// <param name="recover">Called after a failure before the next attempt (for example to fetch the server key again after a rejected proof).</param>
+    /// <param name="recover">
+    /// Called after a failure before the next attempt; true when it acted on the cause (rotated
+    /// an expired key, fetched the server key again after a rejected proof), so that the next
+    /// attempt may succeed.
+    /// </param>
     /// <param name="backoff">Reconnect delays.</param>
     /// <param name="keepAliveTimeout">Silence after which a stream is abandoned.</param>
     /// <param name="time">The clock.</param>
     /// <param name="logger">Where reconnects and failures are logged.</param>
     public MapStreamLoop(ControlClient client, Func<MapRequest> requestFactory, Action<NetmapSnapshot> onNetmap,
-        Func<ControlFailure, CancellationToken, Task> recover, ReconnectBackoff backoff, TimeSpan keepAliveTimeout,
+        Func<ControlFailure, CancellationToken, Task<bool>> recover, ReconnectBackoff backoff, TimeSpan keepAliveTimeout,
         TimeProvider time, ILogger logger)
     {
         _client = client;
@@ -117,18 +121,14 @@ internal sealed class MapStreamLoop
                 {
                     failures = 0;
                 }
+                bool recovered = false;
                 if (failure is not null)
                 {
                     _lastFailure = failure;
                     MeshLog.MapStreamFailed(_logger, failure.Code, failure.Message, failure.Transient);
-                    if (!failure.Transient && _current is null)
-                    {
-                        // The node cannot start: tell StartAsync now rather than at its timeout.
-                        _firstNetmap.TrySetException(failure.ToException());
-                    }
                     try
                     {
-                        await _recover(failure, stop).ConfigureAwait(false);
+                        recovered = await _recover(failure, stop).ConfigureAwait(false);
                     }
                     catch (Exception) when (stop.IsCancellationRequested)
                     {
@@ -136,12 +136,17 @@ internal sealed class MapStreamLoop
                     }
                     catch (Exception e)
                     {
-                        _lastFailure = ControlFailure.Classify(e, "Reconnecting", _client.Url);
-                        MeshLog.MapStreamFailed(_logger, _lastFailure.Code, _lastFailure.Message, _lastFailure.Transient);
+                        failure = _lastFailure = ControlFailure.Classify(e, "Recovering the control connection", _client.Url);
+                        MeshLog.MapStreamFailed(_logger, failure.Code, failure.Message, failure.Transient);
+                    }
+                    if (!failure.Transient && !recovered && _current is null)
+                    {
+                        // The node cannot start: tell StartAsync now rather than at its timeout.
+                        _firstNetmap.TrySetException(failure.ToException());
                     }
                 }
                 // Refusals for good are retried too (an administrator may fix the cause), at the slowest pace.
-                var delay = failure is { Transient: false } ? _backoff.Next(int.MaxValue) : _backoff.Next(failures);
+                var delay = failure is { Transient: false } && !recovered ? _backoff.Next(int.MaxValue) : _backoff.Next(failures);
                 failures = Math.Min(failures + 1, 62);
                 MeshLog.MapStreamReconnecting(_logger, delay);
                 try

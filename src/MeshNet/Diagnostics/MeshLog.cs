@@ -37,8 +37,11 @@ internal static partial class MeshLog
     [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "The service changed this node's addresses to {Addresses}; the node keeps {Current} until it is restarted")]
     public static partial void SelfAddressesChanged(ILogger logger, string addresses, string current);
 
-    [LoggerMessage(EventId = 4008, Level = LogLevel.Information, Message = "Node key expired: rotated from {OldKey} to {NewKey}")]
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Information, Message = "Node key rotated from {OldKey} to {NewKey}")]
     public static partial void KeyRotated(ILogger logger, string oldKey, string newKey);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Error, Message = "The rotated node key could not be saved ({Reason}); the node keeps running, but a restart will not find the new key")]
+    public static partial void IdentitySaveFailed(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "Error while stopping the node ({Step})")]
     public static partial void DisposeStepFailed(ILogger logger, Exception exception, string step);

@@ -49,7 +49,7 @@ public sealed class MapStreamLoopTests : IAsyncDisposable
         _client = new ControlClient(url, null, null);
         _signer = ControlSigner.Create(_nodeKey, _serverKey.PublicKey, _time)!;
         _client.Signer = _signer;
-        var loop = new MapStreamLoop(_client, () => new MapRequest(), _ => { }, (_, _) => Task.CompletedTask,
+        var loop = new MapStreamLoop(_client, () => new MapRequest(), _ => { }, (_, _) => Task.FromResult(false),
             new ReconnectBackoff(MinDelay, MaxDelay, new Random(seed)), KeepAlive, _time, _logs.CreateLogger("loop"));
         _loop = loop.RunAsync(_stop.Token);
         return loop;

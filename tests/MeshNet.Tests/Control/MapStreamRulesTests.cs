@@ -17,7 +17,7 @@ public sealed class MapStreamRulesTests
     public MapStreamRulesTests()
     {
         // Apply never touches the client: these tests need no connection.
-        _loop = new MapStreamLoop(null!, () => new MapRequest(), _published.Add, (_, _) => Task.CompletedTask,
+        _loop = new MapStreamLoop(null!, () => new MapRequest(), _published.Add, (_, _) => Task.FromResult(false),
             new ReconnectBackoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8)), TimeSpan.FromMinutes(2), TimeProvider.System,
             NullLogger.Instance);
     }
