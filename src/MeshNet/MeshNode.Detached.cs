@@ -22,7 +22,7 @@ public sealed partial class MeshNode
             node._registeredSelf = netmap.Self;
             node._tailnet = tailnet;
             node._addresses = NameResolver.OrderedAddresses(netmap.Self);
-            node._dataPlane.StartStack(node._addresses);
+            node._dataPlane.StartStack(node._addresses, node._options.Tcp);
             node.OnNetmap(netmap);
             return node;
         }

@@ -97,7 +97,7 @@ public sealed partial class MeshNode
                 }
             }
             await ApplyRegistrationAsync(registration, token).ConfigureAwait(false);
-            _dataPlane!.StartStack(_addresses);
+            _dataPlane!.StartStack(_addresses, _options.Tcp);
             StartControlLoops();
             try
             {

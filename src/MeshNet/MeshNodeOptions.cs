@@ -116,6 +116,9 @@ public sealed class MeshNodeOptions
     /// <summary>Test hook: the source of reconnect jitter (default <see cref="Random.Shared"/>).</summary>
     internal Random? JitterRandom { get; set; }
 
+    /// <summary>Test hook: the stack's TCP settings (default: the stack's defaults).</summary>
+    internal Userspace.Stack.TcpStackOptions? Tcp { get; set; }
+
     /// <summary>How often the local endpoints are re-read when <see cref="AdvertisedEndpoints"/> is not set.</summary>
     internal TimeSpan EndpointRefreshInterval { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -140,6 +143,7 @@ public sealed class MeshNodeOptions
         ConfigureControlHandler = ConfigureControlHandler,
         JitterRandom = JitterRandom,
         EndpointRefreshInterval = EndpointRefreshInterval,
+        Tcp = Tcp,
     };
 
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid property.</summary>

@@ -85,7 +85,7 @@ internal sealed class NodeDataPlane : IAsyncDisposable
     }
 
     /// <summary>Creates the stack with the node's addresses and connects it to the device.</summary>
-    public IpStack StartStack(IReadOnlyList<IPAddress> addresses)
+    public IpStack StartStack(IReadOnlyList<IPAddress> addresses, TcpStackOptions? tcp = null)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (_stack is not null)
@@ -99,6 +99,7 @@ internal sealed class NodeDataPlane : IAsyncDisposable
             Mtu = TunnelMtu,
             TimeProvider = _time,
             LoggerFactory = _loggerFactory,
+            Tcp = tcp ?? new TcpStackOptions(),
         });
         var bind = _bindAddress;
         _peers = new PeerConfigurator(new DevicePeerTarget(Device), _time, endpoint => LocalEndpoints.CanReach(bind, endpoint), _logger);

@@ -23,7 +23,9 @@ internal sealed class DetachedMesh : IAsyncDisposable
     /// <summary>Every node's log.</summary>
     public RecordingLoggerFactory Logs { get; } = new();
 
-    public static async Task<DetachedMesh> StartAsync(params (string Name, string[] Tags)[] specs)
+    public static Task<DetachedMesh> StartAsync(params (string Name, string[] Tags)[] specs) => StartAsync(null, specs);
+
+    public static async Task<DetachedMesh> StartAsync(Userspace.Stack.TcpStackOptions? tcp, params (string Name, string[] Tags)[] specs)
     {
         var mesh = new DetachedMesh();
         try
@@ -48,6 +50,7 @@ internal sealed class DetachedMesh : IAsyncDisposable
                     ControlUrl = new Uri("http://127.0.0.1:1"),
                     BindAddress = IPAddress.Loopback,
                     LoggerFactory = mesh.Logs,
+                    Tcp = tcp,
                 };
                 var node = await MeshNode.StartWithoutControlAsync(options, identity,
                     NetmapApplier.ApplyFull(TestNodes.Full(record), "detached", 1), "acme");
