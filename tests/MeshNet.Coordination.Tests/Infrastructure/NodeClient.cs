@@ -16,8 +16,11 @@ internal sealed class NodeClient : IDisposable
         Client = new ControlApi.ControlClient(channel);
         _serverKey = serverKey;
         _clock = clock;
+        _ownsNode = node is null;
         Node = node ?? TestNode.Create();
     }
+
+    private readonly bool _ownsNode;
 
     public ControlApi.ControlClient Client { get; }
 
@@ -65,7 +68,13 @@ internal sealed class NodeClient : IDisposable
         await Client.UpdateEndpointsAsync(request, Sign("UpdateEndpoints", request), deadline: Deadline());
     }
 
-    public void Dispose() => Node.Dispose();
+    public void Dispose()
+    {
+        if (_ownsNode)
+        {
+            Node.Dispose();
+        }
+    }
 
     private static DateTime Deadline() => DateTime.UtcNow.AddSeconds(30);
 }
