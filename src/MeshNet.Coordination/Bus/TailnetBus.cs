@@ -299,8 +299,9 @@ internal sealed partial class TailnetBus
     }
 
     /// <summary>
-    /// Sets the node's key expiry: peers get a patch, the node its new record; when the expiry
-    /// has passed, the node's stream ends with <c>node-key-expired</c> (and it goes offline).
+    /// Sets the node's key expiry, or announces that it was reached: peers get a patch, the node
+    /// its new record; when the expiry has passed, the node's stream ends with
+    /// <c>node-key-expired</c> (and it goes offline).
     /// </summary>
     public void SetKeyExpiry(ulong id, DateTimeOffset keyExpiry, DateTimeOffset now)
     {
@@ -311,7 +312,9 @@ internal sealed partial class TailnetBus
                 return;
             }
             var expiry = Timestamp.FromDateTimeOffset(keyExpiry);
-            if (node.KeyExpiry != keyExpiry)
+            // A changed expiry, or the moment it is reached (peers already had the time, but
+            // hearing it then lets them mark the node expired without a clock of their own).
+            if (node.KeyExpiry != keyExpiry || keyExpiry <= now)
             {
                 var record = node.Record.Clone();
                 record.KeyExpiry = expiry;

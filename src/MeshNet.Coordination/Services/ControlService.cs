@@ -112,7 +112,13 @@ internal sealed class ControlService : ControlApi.ControlBase
             {
                 while (reader.TryRead(out var message))
                 {
-                    await writer.WriteAsync(message, linked.Token).ConfigureAwait(false);
+                    // Not the linked token: canceling a write aborts the HTTP/2 stream, and the
+                    // client would not get the status and reason of a terminated stream.
+                    await writer.WriteAsync(message, callToken).ConfigureAwait(false);
+                    if (stream.Terminated.IsCancellationRequested)
+                    {
+                        break;
+                    }
                 }
             }
         }
