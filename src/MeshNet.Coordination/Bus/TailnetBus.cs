@@ -28,6 +28,7 @@ namespace MeshNet.Coordination.Bus;
 internal sealed partial class TailnetBus
 {
     private static readonly KeepAlive SharedKeepAlive = new();
+    private static readonly RpcException Retired = new(new Status(StatusCode.Unavailable, "the tailnet's bus was unloaded; retry"));
 
     private readonly Lock _gate = new();
     private readonly SortedDictionary<ulong, BusNode> _nodes = [];
@@ -394,6 +395,32 @@ internal sealed partial class TailnetBus
             }
             _sessions.Clear();
             return ended;
+        }
+    }
+
+    /// <summary>True once <see cref="TryRetire"/> succeeded: callers retry on a freshly loaded bus.</summary>
+    public bool IsRetired
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _closedFailure == Retired;
+            }
+        }
+    }
+
+    /// <summary>Closes the bus if it has no sessions (connected or retained). The caller holds the write gate.</summary>
+    public bool TryRetire()
+    {
+        lock (_gate)
+        {
+            if (_closedFailure is not null || _sessions.Count > 0)
+            {
+                return false;
+            }
+            _closedFailure = Retired;
+            return true;
         }
     }
 

@@ -6,7 +6,10 @@ namespace MeshNet.Coordination.Bus;
 /// <summary>
 /// The buses of the tailnets this server serves, created on demand: the first user of a
 /// tailnet loads its nodes from the store (holding the bus's write gate, so no change slips
-/// between the load and the first publish). Thread-safe.
+/// between the load and the first publish), and a bus without sessions is retired by the
+/// maintenance pass (the next user loads it afresh). Writers take the gate of an open bus with
+/// <see cref="LockAsync"/>, so a write never lands on a bus that was retired or closed
+/// meanwhile. Thread-safe.
 /// </summary>
 internal sealed class TailnetHub
 {
@@ -16,6 +19,7 @@ internal sealed class TailnetHub
     private readonly BusSettings _settings;
     private readonly TimeProvider _time;
     private readonly CoordinationCounters _counters;
+    private RpcException? _stopped;
 
     public TailnetHub(ICoordinationStore store, BusSettings settings, TimeProvider time, CoordinationCounters counters)
     {
@@ -31,6 +35,10 @@ internal sealed class TailnetHub
         Task<TailnetBus?> task;
         lock (_gate)
         {
+            if (_stopped is not null)
+            {
+                throw _stopped;
+            }
             if (!_buses.TryGetValue(tailnet, out task!) || task.IsFaulted || task.IsCanceled)
             {
                 task = LoadAsync(tailnet);
@@ -44,6 +52,55 @@ internal sealed class TailnetHub
             return bus is null ? null : await GetAsync(tailnet, cancellationToken).ConfigureAwait(false);
         }
         return bus;
+    }
+
+    /// <summary>
+    /// Takes the write gate of the tailnet's open bus (loading it if needed); null when the
+    /// tailnet does not exist.
+    /// </summary>
+    public async Task<TailnetWriteLease?> LockAsync(string tailnet, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var bus = await GetAsync(tailnet, cancellationToken).ConfigureAwait(false);
+            if (bus is null)
+            {
+                return null;
+            }
+            await bus.WriteGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (!bus.IsClosed)
+            {
+                return new TailnetWriteLease(bus);
+            }
+            bus.WriteGate.Release();
+        }
+    }
+
+    /// <summary>Retires the loaded buses that have no sessions and no writer (their memory is freed).</summary>
+    /// <returns>How many were retired.</returns>
+    public int RetireIdle()
+    {
+        int retired = 0;
+        foreach (var bus in Loaded())
+        {
+            if (!bus.WriteGate.Wait(0))
+            {
+                continue;
+            }
+            try
+            {
+                if (bus.TryRetire())
+                {
+                    ForgetBus(bus);
+                    retired++;
+                }
+            }
+            finally
+            {
+                bus.WriteGate.Release();
+            }
+        }
+        return retired;
     }
 
     /// <summary>The bus of <paramref name="tailnet"/> if it is loaded; never loads.</summary>
@@ -78,9 +135,27 @@ internal sealed class TailnetHub
         }
     }
 
-    /// <summary>Closes every bus (service stopping).</summary>
+    /// <summary>Closes every bus and refuses to load more (service stopping).</summary>
     /// <returns>How many streams were ended.</returns>
-    public int CloseAll(RpcException failure) => Loaded().Sum(bus => bus.Close(failure));
+    public int CloseAll(RpcException failure)
+    {
+        lock (_gate)
+        {
+            _stopped ??= failure;
+        }
+        return Loaded().Sum(bus => bus.Close(failure));
+    }
+
+    private void ForgetBus(TailnetBus bus)
+    {
+        lock (_gate)
+        {
+            if (_buses.TryGetValue(bus.Tailnet, out var task) && task.IsCompletedSuccessfully && task.Result == bus)
+            {
+                _buses.Remove(bus.Tailnet);
+            }
+        }
+    }
 
     private void Forget(string tailnet, Task<TailnetBus?> task)
     {

@@ -63,21 +63,13 @@ internal sealed class AdminOperations
     public async Task DeleteTailnetAsync(string name, CancellationToken cancellationToken)
     {
         RequestValidator.TailnetName(name);
-        var bus = await _hub.GetAsync(name, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(name);
-        await bus.WriteGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        using var lease = await _hub.LockAsync(name, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(name);
+        if (!await _store.DeleteTailnetAsync(name, cancellationToken).ConfigureAwait(false))
         {
-            if (!await _store.DeleteTailnetAsync(name, cancellationToken).ConfigureAwait(false))
-            {
-                throw TailnetNotFound(name);
-            }
-            _hub.Close(name, Failures.NotRegistered("the tailnet was deleted"));
-            CoordinationLog.TailnetDeleted(_logger, name);
+            throw TailnetNotFound(name);
         }
-        finally
-        {
-            bus.WriteGate.Release();
-        }
+        _hub.Close(name, Failures.NotRegistered("the tailnet was deleted"));
+        CoordinationLog.TailnetDeleted(_logger, name);
     }
 
     /// <summary>Creates an auth key; the secret form is returned only here.</summary>

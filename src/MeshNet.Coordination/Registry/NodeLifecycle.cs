@@ -41,58 +41,42 @@ internal sealed class NodeLifecycle
     public async Task<bool> DeleteNodeAsync(string tailnet, ulong id, string cause, CancellationToken cancellationToken,
         Func<StoredNode, TailnetBus, bool>? stillApplies = null)
     {
-        var bus = await _hub.GetAsync(tailnet, cancellationToken).ConfigureAwait(false);
-        if (bus is null)
+        using var lease = await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false);
+        if (lease is not { Bus: var bus })
         {
             return false;
         }
-        await bus.WriteGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        var node = await _store.GetNodeAsync(id, cancellationToken).ConfigureAwait(false);
+        if (node is null || node.Tailnet != tailnet || (stillApplies is not null && !stillApplies(node, bus)))
         {
-            var node = await _store.GetNodeAsync(id, cancellationToken).ConfigureAwait(false);
-            if (node is null || node.Tailnet != tailnet || (stillApplies is not null && !stillApplies(node, bus)))
-            {
-                return false;
-            }
-            await _store.DeleteNodeAsync(id, cancellationToken).ConfigureAwait(false);
-            bus.Remove(id, Failures.NotRegistered("the node was removed from the tailnet"));
-            CoordinationLog.NodeRemoved(_logger, id, tailnet, cause);
-            return true;
+            return false;
         }
-        finally
-        {
-            bus.WriteGate.Release();
-        }
+        await _store.DeleteNodeAsync(id, cancellationToken).ConfigureAwait(false);
+        bus.Remove(id, Failures.NotRegistered("the node was removed from the tailnet"));
+        CoordinationLog.NodeRemoved(_logger, id, tailnet, cause);
+        return true;
     }
 
     /// <summary>Expires a node's key now: peers see the expiry, its stream ends with node-key-expired. False when there is no such node.</summary>
     public async Task<bool> ExpireKeyAsync(string tailnet, ulong id, CancellationToken cancellationToken)
     {
-        var bus = await _hub.GetAsync(tailnet, cancellationToken).ConfigureAwait(false);
-        if (bus is null)
+        using var lease = await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false);
+        if (lease is not { Bus: var bus })
         {
             return false;
         }
-        await bus.WriteGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        var node = await _store.GetNodeAsync(id, cancellationToken).ConfigureAwait(false);
+        if (node is null || node.Tailnet != tailnet)
         {
-            var node = await _store.GetNodeAsync(id, cancellationToken).ConfigureAwait(false);
-            if (node is null || node.Tailnet != tailnet)
-            {
-                return false;
-            }
-            var now = _time.GetUtcNow();
-            var expiry = node.KeyExpiry < now ? node.KeyExpiry : now;
-            await _store.SetKeyExpiryAsync(id, expiry, cancellationToken).ConfigureAwait(false);
-            bus.SetKeyExpiry(id, expiry, now);
-            _counters.NodeKeyExpired();
-            CoordinationLog.NodeKeyExpired(_logger, id, tailnet);
-            return true;
+            return false;
         }
-        finally
-        {
-            bus.WriteGate.Release();
-        }
+        var now = _time.GetUtcNow();
+        var expiry = node.KeyExpiry < now ? node.KeyExpiry : now;
+        await _store.SetKeyExpiryAsync(id, expiry, cancellationToken).ConfigureAwait(false);
+        bus.SetKeyExpiry(id, expiry, now);
+        _counters.NodeKeyExpired();
+        CoordinationLog.NodeKeyExpired(_logger, id, tailnet);
+        return true;
     }
 
     /// <summary>One maintenance pass at the clock's current time. Safe to call at any time (tests do).</summary>
@@ -109,6 +93,7 @@ internal sealed class NodeLifecycle
             {
                 bus.PruneSessions(now);
             }
+            _hub.RetireIdle();
         }
         finally
         {

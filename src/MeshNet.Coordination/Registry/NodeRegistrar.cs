@@ -103,37 +103,30 @@ internal sealed class NodeRegistrar
             throw Failures.Unauthenticated(ControlErrors.BadProof, "old_node_key_proof does not verify: the caller does not hold old_node_key");
         }
         RequireTags(requestedTags, node.Tags, "the node");
-        var bus = await RequireBusAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
-        await bus.WriteGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        using var lease = await RequireLeaseAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
+        var bus = lease.Bus;
+        var tailnet = await _store.GetTailnetAsync(node.Tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw Failures.NotRegistered("the node's tailnet was deleted");
+        var expiry = now + tailnet.NodeKeyLifetime;
+        var outcome = await _store.UpdateNodeKeyAsync(node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry, cancellationToken).ConfigureAwait(false);
+        switch (outcome)
         {
-            var tailnet = await _store.GetTailnetAsync(node.Tailnet, cancellationToken).ConfigureAwait(false)
-                ?? throw Failures.NotRegistered("the node's tailnet was deleted");
-            var expiry = now + tailnet.NodeKeyLifetime;
-            var outcome = await _store.UpdateNodeKeyAsync(node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry, cancellationToken).ConfigureAwait(false);
-            switch (outcome)
-            {
-                case NodeKeyUpdateOutcome.NodeKeyTaken:
-                    throw Failures.Create(StatusCode.AlreadyExists, ControlErrors.InvalidRequest, "node_key is already registered to another node");
-                case NodeKeyUpdateOutcome.NodeMissing:
-                    throw Failures.NotRegistered("old_node_key is no longer registered (removed or rotated concurrently)");
-            }
-            bus.RotateKey(node.Id, request.NodeKey.Span, expiry);
-            var updated = node with { NodeKey = request.NodeKey.ToByteArray(), KeyExpiry = expiry };
-            if (request.Hostname != node.Hostname)
-            {
-                await _store.SetHostnameAsync(node.Id, request.Hostname, cancellationToken).ConfigureAwait(false);
-                updated = updated with { Hostname = request.Hostname };
-                bus.Upsert(updated);
-            }
-            _counters.KeyRotated();
-            CoordinationLog.NodeKeyRotated(_logger, node.Id, node.Tailnet);
-            return Response(bus, updated, tailnet);
+            case NodeKeyUpdateOutcome.NodeKeyTaken:
+                throw Failures.Create(StatusCode.AlreadyExists, ControlErrors.InvalidRequest, "node_key is already registered to another node");
+            case NodeKeyUpdateOutcome.NodeMissing:
+                throw Failures.NotRegistered("old_node_key is no longer registered (removed or rotated concurrently)");
         }
-        finally
+        bus.RotateKey(node.Id, request.NodeKey.Span, expiry);
+        var updated = node with { NodeKey = request.NodeKey.ToByteArray(), KeyExpiry = expiry };
+        if (request.Hostname != node.Hostname)
         {
-            bus.WriteGate.Release();
+            await _store.SetHostnameAsync(node.Id, request.Hostname, cancellationToken).ConfigureAwait(false);
+            updated = updated with { Hostname = request.Hostname };
+            bus.Upsert(updated);
         }
+        _counters.KeyRotated();
+        CoordinationLog.NodeKeyRotated(_logger, node.Id, node.Tailnet);
+        return Response(bus, updated, tailnet);
     }
 
     private async Task<RegisterResponse> ReregisterAsync(StoredNode node, RegisterRequest request, IReadOnlyList<string> requestedTags,
@@ -144,27 +137,20 @@ internal sealed class NodeRegistrar
             throw Failures.NodeKeyExpired();
         }
         RequireTags(requestedTags, node.Tags, "the node");
-        var bus = await RequireBusAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
-        await bus.WriteGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        using var lease = await RequireLeaseAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
+        var bus = lease.Bus;
+        var current = await _store.GetNodeAsync(node.Id, cancellationToken).ConfigureAwait(false)
+            ?? throw Failures.NotRegistered("the node was removed; register again with an auth key");
+        var tailnet = await _store.GetTailnetAsync(current.Tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw Failures.NotRegistered("the node's tailnet was deleted");
+        if (request.Hostname != current.Hostname)
         {
-            var current = await _store.GetNodeAsync(node.Id, cancellationToken).ConfigureAwait(false)
-                ?? throw Failures.NotRegistered("the node was removed; register again with an auth key");
-            var tailnet = await _store.GetTailnetAsync(current.Tailnet, cancellationToken).ConfigureAwait(false)
-                ?? throw Failures.NotRegistered("the node's tailnet was deleted");
-            if (request.Hostname != current.Hostname)
-            {
-                await _store.SetHostnameAsync(current.Id, request.Hostname, cancellationToken).ConfigureAwait(false);
-                current = current with { Hostname = request.Hostname };
-                bus.Upsert(current);
-            }
-            CoordinationLog.NodeReregistered(_logger, current.Id, current.Tailnet);
-            return Response(bus, current, tailnet);
+            await _store.SetHostnameAsync(current.Id, request.Hostname, cancellationToken).ConfigureAwait(false);
+            current = current with { Hostname = request.Hostname };
+            bus.Upsert(current);
         }
-        finally
-        {
-            bus.WriteGate.Release();
-        }
+        CoordinationLog.NodeReregistered(_logger, current.Id, current.Tailnet);
+        return Response(bus, current, tailnet);
     }
 
     private async Task<RegisterResponse> RegisterNewAsync(RegisterRequest request, IReadOnlyList<string> requestedTags, DateTimeOffset now,
@@ -172,49 +158,42 @@ internal sealed class NodeRegistrar
     {
         var key = await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
         RequireTags(requestedTags, key.Tags, "the auth key");
-        var bus = await _hub.GetAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
+        using var lease = await _hub.LockAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
             ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
-        await bus.WriteGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        var bus = lease.Bus;
+        var tailnet = await _store.GetTailnetAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+        var label = Names.LabelFromHostname(request.Hostname);
+        string? name = null;
+        for (int attempt = 0; attempt < MaxAddressAttempts; attempt++)
         {
-            var tailnet = await _store.GetTailnetAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
-                ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
-            var label = Names.LabelFromHostname(request.Hostname);
-            string? name = null;
-            for (int attempt = 0; attempt < MaxAddressAttempts; attempt++)
+            name ??= await FreeNameAsync(tailnet.Name, label, cancellationToken).ConfigureAwait(false);
+            var (ipv4, ipv6) = _addresses.Next();
+            var candidate = new StoredNode(0, tailnet.Name, request.NodeKey.ToByteArray(), name, request.Hostname, ipv4, ipv6, key.Tags,
+                request.Ephemeral || key.Ephemeral, now + tailnet.NodeKeyLifetime, now, null, key.Id);
+            var result = await _store.InsertNodeAsync(candidate, cancellationToken).ConfigureAwait(false);
+            switch (result.Outcome)
             {
-                name ??= await FreeNameAsync(tailnet.Name, label, cancellationToken).ConfigureAwait(false);
-                var (ipv4, ipv6) = _addresses.Next();
-                var candidate = new StoredNode(0, tailnet.Name, request.NodeKey.ToByteArray(), name, request.Hostname, ipv4, ipv6, key.Tags,
-                    request.Ephemeral || key.Ephemeral, now + tailnet.NodeKeyLifetime, now, null, key.Id);
-                var result = await _store.InsertNodeAsync(candidate, cancellationToken).ConfigureAwait(false);
-                switch (result.Outcome)
-                {
-                    case NodeInsertOutcome.Inserted:
-                        bus.Upsert(result.Node!);
-                        CoordinationLog.NodeRegistered(_logger, result.Node!.Id, result.Node.Name, tailnet.Name);
-                        return Response(bus, result.Node, tailnet);
-                    case NodeInsertOutcome.NameTaken:
-                        name = null;
-                        break;
-                    case NodeInsertOutcome.AddressTaken:
-                        break;
-                    case NodeInsertOutcome.NodeKeyTaken:
-                        throw Failures.Create(StatusCode.Aborted, ControlErrors.InvalidRequest, "the node key was registered concurrently; register again");
-                    case NodeInsertOutcome.TailnetMissing:
-                        throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
-                    case NodeInsertOutcome.AuthKeyUnusable:
-                        // Used, revoked or expired since the check: say which.
-                        await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
-                        throw AuthKeyFailure(ControlErrors.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
-                }
+                case NodeInsertOutcome.Inserted:
+                    bus.Upsert(result.Node!);
+                    CoordinationLog.NodeRegistered(_logger, result.Node!.Id, result.Node.Name, tailnet.Name);
+                    return Response(bus, result.Node, tailnet);
+                case NodeInsertOutcome.NameTaken:
+                    name = null;
+                    break;
+                case NodeInsertOutcome.AddressTaken:
+                    break;
+                case NodeInsertOutcome.NodeKeyTaken:
+                    throw Failures.Create(StatusCode.Aborted, ControlErrors.InvalidRequest, "the node key was registered concurrently; register again");
+                case NodeInsertOutcome.TailnetMissing:
+                    throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+                case NodeInsertOutcome.AuthKeyUnusable:
+                    // Used, revoked or expired since the check: say which.
+                    await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
+                    throw AuthKeyFailure(ControlErrors.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
             }
-            throw new RpcException(new Status(StatusCode.ResourceExhausted, "no free address found in the tailnet"));
         }
-        finally
-        {
-            bus.WriteGate.Release();
-        }
+        throw new RpcException(new Status(StatusCode.ResourceExhausted, "no free address found in the tailnet"));
     }
 
     private async Task<StoredAuthKey> CheckAuthKeyAsync(string text, DateTimeOffset now, CancellationToken cancellationToken)
@@ -274,8 +253,8 @@ internal sealed class NodeRegistrar
         }
     }
 
-    private async Task<TailnetBus> RequireBusAsync(string tailnet, CancellationToken cancellationToken) =>
-        await _hub.GetAsync(tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotRegistered("the node's tailnet was deleted");
+    private async Task<TailnetWriteLease> RequireLeaseAsync(string tailnet, CancellationToken cancellationToken) =>
+        await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotRegistered("the node's tailnet was deleted");
 
     private static void RequireTags(IReadOnlyList<string> requested, IReadOnlyList<string> allowed, string grantor)
     {

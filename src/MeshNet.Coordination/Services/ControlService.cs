@@ -56,8 +56,23 @@ internal sealed class ControlService : ControlApi.ControlBase
         RequestValidator.NodeKey(request.NodeKey, "node_key");
         RequestValidator.Session(request.Session);
         var endpoints = RequestValidator.Endpoints(request.Endpoints, "endpoints");
-        var (node, bus) = await FindNodeAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
-        var stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, endpoints, _time.GetUtcNow(), out bool resumed);
+        StoredNode node;
+        TailnetBus bus;
+        MapStream stream;
+        bool resumed;
+        while (true)
+        {
+            (node, bus) = await FindNodeAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
+            try
+            {
+                stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, endpoints, _time.GetUtcNow(), out resumed);
+                break;
+            }
+            catch (RpcException) when (bus.IsRetired)
+            {
+                // Unloaded between the lookup and the attach: load it afresh.
+            }
+        }
         _counters.StreamOpened();
         CoordinationLog.MapStreamOpened(_logger, node.Id, resumed ? "resumed" : "full map");
         try

@@ -2,6 +2,7 @@ using Grpc.Core;
 using MeshNet.Control.V1;
 using MeshNet.Coordination.Tests.Infrastructure;
 using MeshNet.Protocol;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MeshNet.Coordination.Tests.Integration;
 
@@ -105,6 +106,8 @@ public sealed class MapStreamTests
 
         harness.Clock.Advance(TimeSpan.FromMinutes(3));
         await harness.RunMaintenanceAsync();
+        var hub = harness.Server.Services.GetRequiredService<Bus.TailnetHub>();
+        hub.TryGetLoaded("acme").Should().BeNull("a bus without sessions is unloaded");
         using var again = alice.Map(session, applied);
         var first = await again.NextAsync();
         first.BodyCase.Should().Be(MapResponse.BodyOneofCase.Full);
