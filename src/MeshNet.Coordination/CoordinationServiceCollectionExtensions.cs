@@ -25,10 +25,15 @@ public static class CoordinationServiceCollectionExtensions
     /// <param name="configure">Sets the options; they are validated here.</param>
     /// <returns><paramref name="services"/>.</returns>
     /// <exception cref="ArgumentException">An option is invalid; the message names it.</exception>
+    /// <exception cref="InvalidOperationException">Called twice on the same collection.</exception>
     public static IServiceCollection AddMeshNetCoordination(this IServiceCollection services, Action<CoordinationOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
+        if (services.Any(descriptor => descriptor.ServiceType == typeof(CoordinationOptions)))
+        {
+            throw new InvalidOperationException("AddMeshNetCoordination was already called on this service collection.");
+        }
         var options = new CoordinationOptions();
         configure(options);
         options.Validate(storeRegistered: services.Any(descriptor => descriptor.ServiceType == typeof(ICoordinationStore)));
