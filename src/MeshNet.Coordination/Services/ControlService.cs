@@ -22,6 +22,8 @@ internal sealed class ControlService : ControlApi.ControlBase
     private static readonly string ServerVersion =
         typeof(ControlService).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
+    private static readonly TimeSpan WriteGrace = TimeSpan.FromSeconds(5);
+
     private readonly CoordinationRuntime _runtime;
     private readonly ICoordinationStore _store;
     private readonly TailnetHub _hub;
@@ -120,6 +122,10 @@ internal sealed class ControlService : ControlApi.ControlBase
     private async Task PumpAsync(MapStream stream, IServerStreamWriter<MapResponse> writer, CancellationToken callToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(callToken, stream.Terminated);
+        // A write is not canceled by the termination itself (that would abort the HTTP/2 stream
+        // and lose the status), but a client that stops reading gets only a grace period.
+        using var writes = CancellationTokenSource.CreateLinkedTokenSource(callToken);
+        using var grace = stream.Terminated.Register(static state => ((CancellationTokenSource)state!).CancelAfter(WriteGrace), writes);
         try
         {
             var reader = stream.Reader;
@@ -127,9 +133,7 @@ internal sealed class ControlService : ControlApi.ControlBase
             {
                 while (reader.TryRead(out var message))
                 {
-                    // Not the linked token: canceling a write aborts the HTTP/2 stream, and the
-                    // client would not get the status and reason of a terminated stream.
-                    await writer.WriteAsync(message, callToken).ConfigureAwait(false);
+                    await writer.WriteAsync(message, writes.Token).ConfigureAwait(false);
                     if (stream.Terminated.IsCancellationRequested)
                     {
                         break;
