@@ -1,0 +1,41 @@
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using MeshNet.Control.V1;
+using MeshNet.Coordination.Storage;
+
+namespace MeshNet.Coordination.Bus;
+
+/// <summary>Builds the wire records of nodes from stored ones. Pure; thread-safe.</summary>
+internal static class NodeRecords
+{
+    /// <summary>
+    /// The node as peers and admins see it. Addresses are plain ("100.64.1.2",
+    /// "fd7a:115c:a1e0::6440:102"), IPv4 first.
+    /// </summary>
+    public static Node ToProto(StoredNode node, bool online = false, IEnumerable<string>? endpoints = null)
+    {
+        var record = new Node
+        {
+            Id = node.Id,
+            NodeKey = ByteString.CopyFrom(node.NodeKey),
+            Name = node.Name,
+            Hostname = node.Hostname,
+            Online = online,
+            Ephemeral = node.Ephemeral,
+            KeyExpiry = Timestamp.FromDateTimeOffset(node.KeyExpiry),
+            Created = Timestamp.FromDateTimeOffset(node.Created),
+        };
+        record.Addresses.Add(node.IPv4.ToString());
+        record.Addresses.Add(node.IPv6.ToString());
+        record.Tags.Add(node.Tags);
+        if (node.LastSeen is { } lastSeen)
+        {
+            record.LastSeen = Timestamp.FromDateTimeOffset(lastSeen);
+        }
+        if (endpoints is not null)
+        {
+            record.Endpoints.Add(endpoints);
+        }
+        return record;
+    }
+}

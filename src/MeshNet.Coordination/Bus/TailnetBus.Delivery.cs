@@ -1,0 +1,112 @@
+using Grpc.Core;
+using MeshNet.Control.V1;
+
+namespace MeshNet.Coordination.Bus;
+
+internal sealed partial class TailnetBus
+{
+    /// <summary>The full netmap of a node: itself, every other node sorted by id, the domain; no filter chunks (allow all).</summary>
+    private FullMap BuildFullMap(ulong selfId)
+    {
+        var full = new FullMap { Self = _nodes[selfId].Record, Domain = Domain };
+        foreach (var (id, node) in _nodes)
+        {
+            if (id != selfId)
+            {
+                full.Peers.Add(node.Record);
+            }
+        }
+        return full;
+    }
+
+    /// <summary>Delivers <paramref name="delta"/> to every session except the one of <paramref name="exceptNodeId"/>. O(sessions).</summary>
+    private void Broadcast(ulong exceptNodeId, MapDelta delta)
+    {
+        foreach (var session in _sessions.Values)
+        {
+            if (session.NodeId != exceptNodeId)
+            {
+                Deliver(session, delta);
+            }
+        }
+    }
+
+    private void DeliverToSelf(ulong nodeId, Node record)
+    {
+        if (_sessions.TryGetValue(nodeId, out var session))
+        {
+            Deliver(session, new MapDelta { SelfChanged = record });
+        }
+    }
+
+    /// <summary>
+    /// Gives the delta the session's next sequence, keeps it for resume (also while the session
+    /// is disconnected), and queues it on the live stream. A stream whose queue is full is
+    /// ended: the client resumes (or gets a full netmap) instead of the server buffering.
+    /// </summary>
+    private void Deliver(MapSession session, MapDelta delta)
+    {
+        var message = new MapResponse { Sequence = ++session.LastSequence, Delta = delta };
+        ulong evicted = session.Ring.Add(message);
+        if (evicted > session.ReplayFloor)
+        {
+            session.ReplayFloor = evicted;
+        }
+        if (session.Live is { IsClosed: false } live)
+        {
+            if (live.TryWrite(message))
+            {
+                _counters.MessageQueued();
+            }
+            else
+            {
+                DropSlow(live);
+            }
+        }
+    }
+
+    /// <summary>Queues what the session sent after <paramref name="lastSequence"/>; the first message carries the handle.</summary>
+    private static void Replay(MapStream stream, ulong lastSequence)
+    {
+        var session = stream.Session;
+        var missed = session.Ring.After(lastSequence);
+        if (missed.Count == 0)
+        {
+            stream.TryWrite(new MapResponse { Sequence = ++session.LastSequence, Session = session.Handle, KeepAlive = SharedKeepAlive });
+            return;
+        }
+        stream.TryWrite(new MapResponse { Sequence = missed[0].Sequence, Session = session.Handle, Delta = missed[0].Delta });
+        for (int i = 1; i < missed.Count; i++)
+        {
+            stream.TryWrite(missed[i]);
+        }
+    }
+
+    private void SendKeepAlive(MapStream stream)
+    {
+        lock (_gate)
+        {
+            if (stream.IsClosed || stream.Session.Live != stream)
+            {
+                return;
+            }
+            var session = stream.Session;
+            if (stream.TryWrite(new MapResponse { Sequence = ++session.LastSequence, KeepAlive = SharedKeepAlive }))
+            {
+                _counters.KeepAliveQueued();
+                stream.KeepAliveTimer?.Change(_settings.KeepAlive.Next(), Timeout.InfiniteTimeSpan);
+            }
+            else
+            {
+                DropSlow(stream);
+            }
+        }
+    }
+
+    private void DropSlow(MapStream stream)
+    {
+        _counters.SlowStreamDropped();
+        stream.Terminate(new RpcException(new Status(StatusCode.Unavailable,
+            "the client did not keep up with its map stream; reconnect with the session and last sequence to resume")));
+    }
+}

@@ -1,0 +1,25 @@
+using MeshNet.Coordination.Services;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+
+namespace MeshNet.Coordination;
+
+/// <summary>Maps the MeshNet coordination service's endpoints.</summary>
+public static class CoordinationEndpointRouteBuilderExtensions
+{
+    /// <summary>
+    /// Maps the gRPC services <c>meshnet.control.v1.Control</c> (nodes) and
+    /// <c>meshnet.control.v1.Admin</c> (operators). Requires
+    /// <see cref="CoordinationServiceCollectionExtensions.AddMeshNetCoordination"/>. Serve them over
+    /// HTTP/2 with TLS; plain HTTP/2 is accepted from loopback only.
+    /// </summary>
+    /// <param name="endpoints">The application's endpoint builder.</param>
+    /// <returns><paramref name="endpoints"/>.</returns>
+    public static IEndpointRouteBuilder MapMeshNetCoordination(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        endpoints.MapGrpcService<ControlService>();
+        endpoints.MapGrpcService<AdminService>();
+        return endpoints;
+    }
+}

@@ -1,0 +1,81 @@
+using Microsoft.Extensions.Logging;
+
+namespace MeshNet.Coordination;
+
+/// <summary>
+/// The coordination service's log messages (source-generated, stable event ids 5000-5199).
+/// Nodes appear by id and tailnet; keys, auth-key secrets and tokens are never logged.
+/// </summary>
+internal static partial class CoordinationLog
+{
+    // 5000-5019: lifecycle and storage.
+    [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Coordination service started (schema version {SchemaVersion})")]
+    public static partial void Started(ILogger logger, int schemaVersion);
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Generated a new server key")]
+    public static partial void ServerKeyGenerated(ILogger logger);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Coordination service stopping: closing {Streams} map streams")]
+    public static partial void Stopping(ILogger logger, int streams);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "Applied schema migration {Version}")]
+    public static partial void MigrationApplied(ILogger logger, int version);
+
+    [LoggerMessage(EventId = 5010, Level = LogLevel.Error, Message = "Maintenance pass failed")]
+    public static partial void MaintenanceFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Warning, Message = "Could not record last-seen of node {NodeId}")]
+    public static partial void LastSeenFailed(ILogger logger, ulong nodeId, Exception exception);
+
+    // 5020-5059: registration and nodes.
+    [LoggerMessage(EventId = 5020, Level = LogLevel.Information, Message = "Node {NodeId} ({Name}) joined tailnet {Tailnet}")]
+    public static partial void NodeRegistered(ILogger logger, ulong nodeId, string name, string tailnet);
+
+    [LoggerMessage(EventId = 5021, Level = LogLevel.Debug, Message = "Node {NodeId} re-registered in tailnet {Tailnet}")]
+    public static partial void NodeReregistered(ILogger logger, ulong nodeId, string tailnet);
+
+    [LoggerMessage(EventId = 5022, Level = LogLevel.Information, Message = "Node {NodeId} rotated its key in tailnet {Tailnet}")]
+    public static partial void NodeKeyRotated(ILogger logger, ulong nodeId, string tailnet);
+
+    [LoggerMessage(EventId = 5023, Level = LogLevel.Information, Message = "Registration refused ({Reason})")]
+    public static partial void RegistrationRefused(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 5024, Level = LogLevel.Information, Message = "Node {NodeId} removed from tailnet {Tailnet} ({Cause})")]
+    public static partial void NodeRemoved(ILogger logger, ulong nodeId, string tailnet, string cause);
+
+    [LoggerMessage(EventId = 5025, Level = LogLevel.Information, Message = "Key of node {NodeId} in tailnet {Tailnet} expired")]
+    public static partial void NodeKeyExpired(ILogger logger, ulong nodeId, string tailnet);
+
+    // 5060-5099: map streams.
+    [LoggerMessage(EventId = 5060, Level = LogLevel.Debug, Message = "Node {NodeId} opened a map stream ({Kind})")]
+    public static partial void MapStreamOpened(ILogger logger, ulong nodeId, string kind);
+
+    [LoggerMessage(EventId = 5061, Level = LogLevel.Debug, Message = "Map stream of node {NodeId} closed")]
+    public static partial void MapStreamClosed(ILogger logger, ulong nodeId);
+
+    [LoggerMessage(EventId = 5062, Level = LogLevel.Information, Message = "Map stream of node {NodeId} ended: {Reason}")]
+    public static partial void MapStreamTerminated(ILogger logger, ulong nodeId, string reason);
+
+    // 5100-5139: authentication.
+    [LoggerMessage(EventId = 5100, Level = LogLevel.Information, Message = "Node call {Method} from {Remote} refused: {Reason}")]
+    public static partial void NodeCallRefused(ILogger logger, string method, string remote, string reason);
+
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Admin call {Method} from {Remote} refused: {Reason}")]
+    public static partial void AdminCallRefused(ILogger logger, string method, string remote, string reason);
+
+    [LoggerMessage(EventId = 5102, Level = LogLevel.Warning, Message = "The nonce cache is full of live nonces ({Capacity}); refusing node calls until entries expire")]
+    public static partial void NonceCacheFull(ILogger logger, int capacity);
+
+    // 5140-5179: admin.
+    [LoggerMessage(EventId = 5140, Level = LogLevel.Information, Message = "Tailnet {Tailnet} created")]
+    public static partial void TailnetCreated(ILogger logger, string tailnet);
+
+    [LoggerMessage(EventId = 5141, Level = LogLevel.Information, Message = "Tailnet {Tailnet} deleted")]
+    public static partial void TailnetDeleted(ILogger logger, string tailnet);
+
+    [LoggerMessage(EventId = 5142, Level = LogLevel.Information, Message = "Auth key {KeyId} created for tailnet {Tailnet} (reusable {Reusable}, ephemeral {Ephemeral})")]
+    public static partial void AuthKeyCreated(ILogger logger, string keyId, string tailnet, bool reusable, bool ephemeral);
+
+    [LoggerMessage(EventId = 5143, Level = LogLevel.Information, Message = "Auth key {KeyId} revoked")]
+    public static partial void AuthKeyRevoked(ILogger logger, string keyId);
+}

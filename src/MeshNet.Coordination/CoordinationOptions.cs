@@ -1,0 +1,153 @@
+using MeshNet.Coordination.Storage;
+
+namespace MeshNet.Coordination;
+
+/// <summary>
+/// Options of the coordination service (<see cref="CoordinationServiceCollectionExtensions.AddMeshNetCoordination"/>).
+/// Validated when the service is added; an invalid value throws an <see cref="ArgumentException"/>
+/// naming the property.
+/// </summary>
+public sealed class CoordinationOptions
+{
+    /// <summary>
+    /// The SQLite database file (created with its directory on first start). Exactly one of
+    /// <see cref="DatabasePath"/> and <see cref="ConnectionString"/> is required, unless an
+    /// <see cref="ICoordinationStore"/> is registered in the service collection before
+    /// <c>AddMeshNetCoordination</c> is called.
+    /// </summary>
+    public string? DatabasePath { get; set; }
+
+    /// <summary>A SQLite connection string, instead of <see cref="DatabasePath"/>.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>
+    /// The bearer token of the Admin API (required, at least 16 characters). Compared in
+    /// constant time; never logged.
+    /// </summary>
+    public string? AdminToken { get; set; }
+
+    /// <summary>How long an ephemeral node may stay offline before it is removed; default 5 minutes.</summary>
+    public TimeSpan EphemeralNodeTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The interval of map-stream keep-alives, sent with ±10% jitter; default 50 seconds.</summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(50);
+
+    /// <summary>
+    /// How long a disconnected map session (its replay buffer) is kept so that the node can
+    /// resume without a full netmap; default 2 minutes.
+    /// </summary>
+    public TimeSpan MapSessionRetention { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// How many deltas each map session keeps for resume (default 256). A client that missed
+    /// more gets a new full netmap.
+    /// </summary>
+    public int MapReplayBufferSize { get; set; } = 256;
+
+    /// <summary>
+    /// How many messages may wait to be sent on one map stream (default 256). A client that
+    /// falls further behind is disconnected (it resumes, or gets a full netmap) instead of the
+    /// server buffering without bound.
+    /// </summary>
+    public int MapSendQueueSize { get; set; } = 256;
+
+    /// <summary>How far a call's timestamp may be from the server clock; default 2 minutes.</summary>
+    public TimeSpan MaxClockSkew { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>The node-key lifetime of tailnets created without one; default 180 days.</summary>
+    public TimeSpan DefaultNodeKeyLifetime { get; set; } = TimeSpan.FromDays(180);
+
+    /// <summary>The lifetime of auth keys created without one; default 24 hours.</summary>
+    public TimeSpan DefaultAuthKeyLifetime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>The DNS suffix of tailnets created without a domain: <c>&lt;tailnet&gt;.&lt;suffix&gt;</c>; default <c>meshnet.internal</c>.</summary>
+    public string DomainSuffix { get; set; } = "meshnet.internal";
+
+    /// <summary>The largest request message accepted, in bytes (default 64 KiB); larger ones are refused by gRPC.</summary>
+    public int MaxRequestSize { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// How many call nonces are remembered for replay protection (default 200,000). Each is kept
+    /// only while its timestamp is within <see cref="MaxClockSkew"/>; when the cache is full of
+    /// live nonces, new calls are refused (ResourceExhausted) rather than forgetting one.
+    /// </summary>
+    public int NonceCacheCapacity { get; set; } = 200_000;
+
+    /// <summary>How many derived proof keys are cached, one per node key (default 10,000).</summary>
+    public int ProofKeyCacheCapacity { get; set; } = 10_000;
+
+    /// <summary>
+    /// How often ephemeral-node removal, key expiry and session retention are checked
+    /// (default 10 seconds).
+    /// </summary>
+    public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The clock of every timestamp, expiry and timer. Null (the default) takes the
+    /// <see cref="System.TimeProvider"/> registered in the service collection, or the system clock.
+    /// </summary>
+    public TimeProvider? TimeProvider { get; set; }
+
+    /// <summary>Test hook: the source of keep-alive jitter (default: a shared generator).</summary>
+    internal Random? JitterRandom { get; set; }
+
+    /// <summary>Checks every property; throws naming the first bad one.</summary>
+    /// <param name="storeRegistered">True when an <see cref="ICoordinationStore"/> is already registered.</param>
+    internal void Validate(bool storeRegistered)
+    {
+        bool hasPath = !string.IsNullOrWhiteSpace(DatabasePath);
+        bool hasConnection = !string.IsNullOrWhiteSpace(ConnectionString);
+        if (hasPath && hasConnection)
+        {
+            throw new ArgumentException("CoordinationOptions.DatabasePath and CoordinationOptions.ConnectionString are exclusive; set one.", nameof(DatabasePath));
+        }
+        if (!hasPath && !hasConnection && !storeRegistered)
+        {
+            throw new ArgumentException("CoordinationOptions.DatabasePath (or ConnectionString) is required when no ICoordinationStore is registered.", nameof(DatabasePath));
+        }
+        if (AdminToken is null || AdminToken.Length < 16 || string.IsNullOrWhiteSpace(AdminToken))
+        {
+            throw new ArgumentException("CoordinationOptions.AdminToken is required and must be at least 16 characters.", nameof(AdminToken));
+        }
+        RequirePositive(EphemeralNodeTimeout, nameof(EphemeralNodeTimeout));
+        RequireRange(KeepAliveInterval, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), nameof(KeepAliveInterval));
+        RequirePositive(MapSessionRetention, nameof(MapSessionRetention));
+        RequireRange(MapReplayBufferSize, 1, 1_000_000, nameof(MapReplayBufferSize));
+        RequireRange(MapSendQueueSize, 1, 1_000_000, nameof(MapSendQueueSize));
+        RequireRange(MaxClockSkew, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), nameof(MaxClockSkew));
+        RequireRange(DefaultNodeKeyLifetime, TimeSpan.FromMinutes(1), TimeSpan.FromDays(3650), nameof(DefaultNodeKeyLifetime));
+        RequireRange(DefaultAuthKeyLifetime, TimeSpan.FromSeconds(1), TimeSpan.FromDays(3650), nameof(DefaultAuthKeyLifetime));
+        if (DomainSuffix is null || !Validation.Names.IsDnsName(DomainSuffix))
+        {
+            throw new ArgumentException($"CoordinationOptions.DomainSuffix must be a DNS name, not '{DomainSuffix}'.", nameof(DomainSuffix));
+        }
+        RequireRange(MaxRequestSize, 1024, 16 * 1024 * 1024, nameof(MaxRequestSize));
+        RequireRange(NonceCacheCapacity, 1, 100_000_000, nameof(NonceCacheCapacity));
+        RequireRange(ProofKeyCacheCapacity, 1, 10_000_000, nameof(ProofKeyCacheCapacity));
+        RequireRange(MaintenanceInterval, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), nameof(MaintenanceInterval));
+    }
+
+    private static void RequirePositive(TimeSpan value, string name)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"CoordinationOptions.{name} must be positive, not {value}.", name);
+        }
+    }
+
+    private static void RequireRange(TimeSpan value, TimeSpan min, TimeSpan max, string name)
+    {
+        if (value < min || value > max)
+        {
+            throw new ArgumentException($"CoordinationOptions.{name} must be between {min} and {max}, not {value}.", name);
+        }
+    }
+
+    private static void RequireRange(int value, int min, int max, string name)
+    {
+        if (value < min || value > max)
+        {
+            throw new ArgumentException($"CoordinationOptions.{name} must be between {min} and {max}, not {value}.", name);
+        }
+    }
+}

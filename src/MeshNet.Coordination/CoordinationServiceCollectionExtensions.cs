@@ -1,0 +1,86 @@
+using MeshNet.Coordination.Auth;
+using MeshNet.Coordination.Bus;
+using MeshNet.Coordination.Hosting;
+using MeshNet.Coordination.Registry;
+using MeshNet.Coordination.Services;
+using MeshNet.Coordination.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+
+namespace MeshNet.Coordination;
+
+/// <summary>Registers the MeshNet coordination service in an ASP.NET Core application.</summary>
+public static class CoordinationServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the coordination service: gRPC, the Control and Admin services with their
+    /// authentication, the store (a <see cref="SqliteCoordinationStore"/> on
+    /// <see cref="CoordinationOptions.DatabasePath"/> unless an <see cref="ICoordinationStore"/> is
+    /// already registered), the per-tailnet buses, and a hosted service that initializes the
+    /// store and the server key at start and runs the maintenance timer. Then call
+    /// <see cref="CoordinationEndpointRouteBuilderExtensions.MapMeshNetCoordination"/>.
+    /// </summary>
+    /// <param name="services">The application's services.</param>
+    /// <param name="configure">Sets the options; they are validated here.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    /// <exception cref="ArgumentException">An option is invalid; the message names it.</exception>
+    /// <exception cref="InvalidOperationException">Called twice on the same collection.</exception>
+    public static IServiceCollection AddMeshNetCoordination(this IServiceCollection services, Action<CoordinationOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        if (services.Any(descriptor => descriptor.ServiceType == typeof(CoordinationOptions)))
+        {
+            throw new InvalidOperationException("AddMeshNetCoordination was already called on this service collection.");
+        }
+        var options = new CoordinationOptions();
+        configure(options);
+        options.Validate(storeRegistered: services.Any(descriptor => descriptor.ServiceType == typeof(ICoordinationStore)));
+
+        services.AddSingleton(options);
+        services.TryAddSingleton(options.TimeProvider ?? TimeProvider.System);
+        services.AddLogging();
+        if (!services.Any(descriptor => descriptor.ServiceType == typeof(ICoordinationStore)))
+        {
+            services.AddSingleton<ICoordinationStore>(_ => options.DatabasePath is { Length: > 0 } path
+                ? new SqliteCoordinationStore(path)
+                : SqliteCoordinationStore.FromConnectionString(options.ConnectionString!));
+        }
+        services.AddSingleton<CoordinationCounters>();
+        services.AddSingleton(provider => new BusSettings(options.MapReplayBufferSize, options.MapSendQueueSize, options.MapSessionRetention,
+            new KeepAliveJitter(options.KeepAliveInterval, options.JitterRandom)));
+        services.AddSingleton(provider => new TailnetHub(provider.GetRequiredService<ICoordinationStore>(), provider.GetRequiredService<BusSettings>(),
+            ClockOf(provider, options), provider.GetRequiredService<CoordinationCounters>()));
+        services.AddSingleton(provider => new CoordinationRuntime(provider.GetRequiredService<ICoordinationStore>(), ClockOf(provider, options),
+            provider.GetRequiredService<ILogger<CoordinationRuntime>>()));
+        services.AddSingleton(_ => new AddressAllocator());
+        services.AddSingleton(provider => new NonceCache(options.NonceCacheCapacity));
+        services.AddSingleton(provider => new ProofKeyCache(options.ProofKeyCacheCapacity));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<NodeRegistrar>(provider, ClockOf(provider, options)));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<NodeLifecycle>(provider, ClockOf(provider, options)));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<AdminOperations>(provider, ClockOf(provider, options)));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<NodeProofInterceptor>(provider, ClockOf(provider, options)));
+        services.AddSingleton<AdminTokenInterceptor>();
+        services.AddHostedService(provider => ActivatorUtilities.CreateInstance<CoordinationHostedService>(provider, ClockOf(provider, options)));
+
+        services.AddGrpc()
+            .AddServiceOptions<ControlService>(grpc =>
+            {
+                grpc.MaxReceiveMessageSize = options.MaxRequestSize;
+                grpc.Interceptors.Add<NodeProofInterceptor>();
+            })
+            .AddServiceOptions<AdminService>(grpc =>
+            {
+                grpc.MaxReceiveMessageSize = options.MaxRequestSize;
+                grpc.Interceptors.Add<AdminTokenInterceptor>();
+            });
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<ControlService>(provider, ClockOf(provider, options)));
+        services.AddSingleton<AdminService>();
+        return services;
+    }
+
+    /// <summary>The options' clock, else the one registered in the container.</summary>
+    private static TimeProvider ClockOf(IServiceProvider provider, CoordinationOptions options) =>
+        options.TimeProvider ?? provider.GetRequiredService<TimeProvider>();
+}

@@ -1,0 +1,277 @@
+using Google.Protobuf;
+using Grpc.Core;
+using MeshNet.Control.V1;
+using MeshNet.Coordination.Bus;
+using MeshNet.Coordination.Hosting;
+using MeshNet.Coordination.Storage;
+using MeshNet.Coordination.Validation;
+using MeshNet.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace MeshNet.Coordination.Registry;
+
+/// <summary>
+/// Register: new nodes with auth keys, re-registration of known node keys, and key rotation.
+/// A node keeps its id, addresses and name for its whole life. Writes to a tailnet run under
+/// its bus's write gate (the store write, then the publish), so the tailnet's peers see every
+/// change in order. The caller (the Control service) has already checked the proof of key.
+/// </summary>
+internal sealed class NodeRegistrar
+{
+    private const int MaxAddressAttempts = 64;
+
+    private readonly ICoordinationStore _store;
+    private readonly TailnetHub _hub;
+    private readonly CoordinationRuntime _runtime;
+    private readonly TimeProvider _time;
+    private readonly CoordinationCounters _counters;
+    private readonly AddressAllocator _addresses;
+    private readonly ILogger _logger;
+
+    public NodeRegistrar(ICoordinationStore store, TailnetHub hub, CoordinationRuntime runtime, TimeProvider time,
+        CoordinationCounters counters, AddressAllocator addresses, ILogger<NodeRegistrar> logger)
+    {
+        _store = store;
+        _hub = hub;
+        _runtime = runtime;
+        _time = time;
+        _counters = counters;
+        _addresses = addresses;
+        _logger = logger;
+    }
+
+    public async Task<RegisterResponse> RegisterAsync(RegisterRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            RequestValidator.NodeKey(request.NodeKey, "node_key");
+            RequestValidator.Hostname(request.Hostname);
+            var requestedTags = RequestValidator.Tags(request.RequestedTags, "requested_tags");
+            if (request.AuthKey.Length > RequestValidator.MaxAuthKeyLength)
+            {
+                throw Failures.Invalid($"auth_key is {request.AuthKey.Length} characters; the limit is {RequestValidator.MaxAuthKeyLength}");
+            }
+            var now = _time.GetUtcNow();
+            RegisterResponse? response = null;
+            if (request.OldNodeKey.Length > 0 || request.OldNodeKeyProof.Length > 0)
+            {
+                response = await TryRotateAsync(request, requestedTags, now, cancellationToken).ConfigureAwait(false);
+            }
+            if (response is null)
+            {
+                var known = await _store.GetNodeByKeyAsync(request.NodeKey.Memory, cancellationToken).ConfigureAwait(false);
+                response = known is not null
+                    ? await ReregisterAsync(known, request, requestedTags, now, cancellationToken).ConfigureAwait(false)
+                    : await RegisterNewAsync(request, requestedTags, now, cancellationToken).ConfigureAwait(false);
+            }
+            _counters.Registered();
+            return response;
+        }
+        catch (RpcException exception)
+        {
+            _counters.RegistrationRefused();
+            CoordinationLog.RegistrationRefused(_logger, exception.Trailers.GetValue(ControlErrors.TrailerKey) ?? exception.StatusCode.ToString());
+            throw;
+        }
+    }
+
+    /// <summary>Rotation: null when the old key is unknown and an auth key is given (the request then registers as new).</summary>
+    private async Task<RegisterResponse?> TryRotateAsync(RegisterRequest request, IReadOnlyList<string> requestedTags, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        RequestValidator.NodeKey(request.OldNodeKey, "old_node_key");
+        if (request.OldNodeKeyProof.Length != ControlProof.ProofSize)
+        {
+            throw Failures.Invalid($"old_node_key_proof must be {ControlProof.ProofSize} bytes, not {request.OldNodeKeyProof.Length}");
+        }
+        if (request.OldNodeKey.Equals(request.NodeKey))
+        {
+            throw Failures.Invalid("old_node_key equals node_key: a rotation needs a new key");
+        }
+        var node = await _store.GetNodeByKeyAsync(request.OldNodeKey.Memory, cancellationToken).ConfigureAwait(false);
+        if (node is null)
+        {
+            if (request.AuthKey.Length > 0)
+            {
+                return null;
+            }
+            throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.AuthKeyRequired,
+                "old_node_key is not registered, and registering as a new node needs an auth key");
+        }
+        if (!VerifyRotationProof(request.OldNodeKey.Span, request.NodeKey.Span, request.OldNodeKeyProof.Span))
+        {
+            throw Failures.Unauthenticated(ControlErrors.BadProof, "old_node_key_proof does not verify: the caller does not hold old_node_key");
+        }
+        RequireTags(requestedTags, node.Tags, "the node");
+        using var lease = await RequireLeaseAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
+        var bus = lease.Bus;
+        var tailnet = await _store.GetTailnetAsync(node.Tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw Failures.NotRegistered("the node's tailnet was deleted");
+        var expiry = now + tailnet.NodeKeyLifetime;
+        var outcome = await _store.UpdateNodeKeyAsync(node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry, cancellationToken).ConfigureAwait(false);
+        switch (outcome)
+        {
+            case NodeKeyUpdateOutcome.NodeKeyTaken:
+                throw Failures.Create(StatusCode.AlreadyExists, ControlErrors.InvalidRequest, "node_key is already registered to another node");
+            case NodeKeyUpdateOutcome.NodeMissing:
+                throw Failures.NotRegistered("old_node_key is no longer registered (removed or rotated concurrently)");
+        }
+        bus.RotateKey(node.Id, request.NodeKey.Span, expiry);
+        var updated = node with { NodeKey = request.NodeKey.ToByteArray(), KeyExpiry = expiry };
+        if (request.Hostname != node.Hostname)
+        {
+            await _store.SetHostnameAsync(node.Id, request.Hostname, cancellationToken).ConfigureAwait(false);
+            updated = updated with { Hostname = request.Hostname };
+            bus.Upsert(updated);
+        }
+        _counters.KeyRotated();
+        CoordinationLog.NodeKeyRotated(_logger, node.Id, node.Tailnet);
+        return Response(bus, updated, tailnet);
+    }
+
+    private async Task<RegisterResponse> ReregisterAsync(StoredNode node, RegisterRequest request, IReadOnlyList<string> requestedTags,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (node.KeyExpiry <= now)
+        {
+            throw Failures.NodeKeyExpired();
+        }
+        RequireTags(requestedTags, node.Tags, "the node");
+        using var lease = await RequireLeaseAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
+        var bus = lease.Bus;
+        var current = await _store.GetNodeAsync(node.Id, cancellationToken).ConfigureAwait(false)
+            ?? throw Failures.NotRegistered("the node was removed; register again with an auth key");
+        var tailnet = await _store.GetTailnetAsync(current.Tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw Failures.NotRegistered("the node's tailnet was deleted");
+        if (request.Hostname != current.Hostname)
+        {
+            await _store.SetHostnameAsync(current.Id, request.Hostname, cancellationToken).ConfigureAwait(false);
+            current = current with { Hostname = request.Hostname };
+            bus.Upsert(current);
+        }
+        CoordinationLog.NodeReregistered(_logger, current.Id, current.Tailnet);
+        return Response(bus, current, tailnet);
+    }
+
+    private async Task<RegisterResponse> RegisterNewAsync(RegisterRequest request, IReadOnlyList<string> requestedTags, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        var key = await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
+        RequireTags(requestedTags, key.Tags, "the auth key");
+        using var lease = await _hub.LockAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+        var bus = lease.Bus;
+        var tailnet = await _store.GetTailnetAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+        var label = Names.LabelFromHostname(request.Hostname);
+        string? name = null;
+        for (int attempt = 0; attempt < MaxAddressAttempts; attempt++)
+        {
+            name ??= await FreeNameAsync(tailnet.Name, label, cancellationToken).ConfigureAwait(false);
+            var (ipv4, ipv6) = _addresses.Next();
+            var candidate = new StoredNode(0, tailnet.Name, request.NodeKey.ToByteArray(), name, request.Hostname, ipv4, ipv6, key.Tags,
+                request.Ephemeral || key.Ephemeral, now + tailnet.NodeKeyLifetime, now, null, key.Id);
+            var result = await _store.InsertNodeAsync(candidate, cancellationToken).ConfigureAwait(false);
+            switch (result.Outcome)
+            {
+                case NodeInsertOutcome.Inserted:
+                    bus.Upsert(result.Node!);
+                    CoordinationLog.NodeRegistered(_logger, result.Node!.Id, result.Node.Name, tailnet.Name);
+                    return Response(bus, result.Node, tailnet);
+                case NodeInsertOutcome.NameTaken:
+                    name = null;
+                    break;
+                case NodeInsertOutcome.AddressTaken:
+                    break;
+                case NodeInsertOutcome.NodeKeyTaken:
+                    throw Failures.Create(StatusCode.Aborted, ControlErrors.InvalidRequest, "the node key was registered concurrently; register again");
+                case NodeInsertOutcome.TailnetMissing:
+                    throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+                case NodeInsertOutcome.AuthKeyUnusable:
+                    // Used, revoked or expired since the check: say which.
+                    await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
+                    throw AuthKeyFailure(ControlErrors.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
+            }
+        }
+        throw new RpcException(new Status(StatusCode.ResourceExhausted, "no free address found in the tailnet"));
+    }
+
+    private async Task<StoredAuthKey> CheckAuthKeyAsync(string text, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (text.Length == 0)
+        {
+            throw AuthKeyFailure(ControlErrors.AuthKeyRequired, "an auth key is required to register a new node");
+        }
+        if (!AuthKeySecret.TryParse(text, out var id, out var secret))
+        {
+            throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key (malformed: expected mnkey-<id>-<secret>)");
+        }
+        var key = await _store.GetAuthKeyAsync(id, cancellationToken).ConfigureAwait(false);
+        if (key is null || !AuthKeySecret.Matches(secret, key.SecretHash))
+        {
+            throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+        }
+        if (key.Revoked)
+        {
+            throw AuthKeyFailure(ControlErrors.AuthKeyRevoked, "auth key revoked");
+        }
+        if (key.Expires <= now)
+        {
+            throw AuthKeyFailure(ControlErrors.AuthKeyExpired, "auth key expired");
+        }
+        if (!key.Reusable && key.Uses > 0)
+        {
+            throw AuthKeyFailure(ControlErrors.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
+        }
+        return key;
+    }
+
+    private async Task<string> FreeNameAsync(string tailnet, string label, CancellationToken cancellationToken)
+    {
+        var taken = new HashSet<string>(await _store.ListNamesWithPrefixAsync(tailnet, Names.CandidatePrefix(label), cancellationToken).ConfigureAwait(false),
+            StringComparer.Ordinal);
+        for (int n = 1; ; n++)
+        {
+            var candidate = Names.Candidate(label, n);
+            if (!taken.Contains(candidate))
+            {
+                return candidate;
+            }
+        }
+    }
+
+    private bool VerifyRotationProof(ReadOnlySpan<byte> oldKey, ReadOnlySpan<byte> newKey, ReadOnlySpan<byte> proof)
+    {
+        Span<byte> proofKey = stackalloc byte[ControlProof.ProofSize];
+        try
+        {
+            return _runtime.ServerKey.TryDeriveProofKey(oldKey, proofKey) && ControlProof.VerifyRotationProof(proofKey, newKey, proof);
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(proofKey);
+        }
+    }
+
+    private async Task<TailnetWriteLease> RequireLeaseAsync(string tailnet, CancellationToken cancellationToken) =>
+        await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotRegistered("the node's tailnet was deleted");
+
+    private static void RequireTags(IReadOnlyList<string> requested, IReadOnlyList<string> allowed, string grantor)
+    {
+        var refused = requested.Where(tag => !allowed.Contains(tag, StringComparer.Ordinal)).ToList();
+        if (refused.Count > 0)
+        {
+            throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.TagsNotPermitted,
+                $"tags not permitted by {grantor}: {string.Join(", ", refused)}");
+        }
+    }
+
+    private static RpcException AuthKeyFailure(string reason, string message) => Failures.Create(StatusCode.PermissionDenied, reason, message);
+
+    private static RegisterResponse Response(TailnetBus bus, StoredNode node, StoredTailnet tailnet) => new()
+    {
+        Self = bus.GetRecord(node.Id) ?? NodeRecords.ToProto(node),
+        Tailnet = tailnet.Name,
+        Domain = tailnet.Domain,
+    };
+}

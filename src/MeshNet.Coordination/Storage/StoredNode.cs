@@ -1,0 +1,35 @@
+using System.Net;
+
+namespace MeshNet.Coordination.Storage;
+
+/// <summary>
+/// A node as stored: the durable part of its record. Endpoints and online state are live data
+/// and stay in memory. Byte arrays compare by reference in the record's equality.
+/// </summary>
+/// <param name="Id">Unique across the server, assigned by the store, never reused.</param>
+/// <param name="Tailnet">The tailnet it belongs to.</param>
+/// <param name="NodeKey">The node's current 32-byte public key; unique across the server.</param>
+/// <param name="Name">Its DNS label, unique in the tailnet.</param>
+/// <param name="Hostname">The host name it last reported.</param>
+/// <param name="IPv4">Its address in 100.64.0.0/10, unique in the tailnet, kept forever.</param>
+/// <param name="IPv6">Its address in fd7a:115c:a1e0::/48, unique in the tailnet, kept forever.</param>
+/// <param name="Tags">Its tags.</param>
+/// <param name="Ephemeral">Removed after being offline for a while.</param>
+/// <param name="KeyExpiry">When its node key expires.</param>
+/// <param name="Created">When it first registered.</param>
+/// <param name="LastSeen">When its last map stream ended (null: never connected).</param>
+/// <param name="AuthKeyId">The auth key it registered with.</param>
+public sealed record StoredNode(
+    ulong Id,
+    string Tailnet,
+    byte[] NodeKey,
+    string Name,
+    string Hostname,
+    IPAddress IPv4,
+    IPAddress IPv6,
+    IReadOnlyList<string> Tags,
+    bool Ephemeral,
+    DateTimeOffset KeyExpiry,
+    DateTimeOffset Created,
+    DateTimeOffset? LastSeen,
+    string? AuthKeyId);

@@ -1,0 +1,63 @@
+using Grpc.Core;
+using MeshNet.Coordination.Bus;
+using MeshNet.Coordination.Storage;
+using MeshNet.Coordination.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
+
+namespace MeshNet.Coordination.Tests.Unit;
+
+[Trait("Category", "Unit")]
+public sealed class TailnetHubTests : IDisposable
+{
+    private readonly TempDirectory _directory = new();
+
+    public void Dispose() => _directory.Dispose();
+
+    private async Task<(TailnetHub Hub, SqliteCoordinationStore Store)> CreateAsync()
+    {
+        var store = new SqliteCoordinationStore(_directory.File("hub.db"));
+        await store.InitializeAsync(default);
+        await store.TryCreateTailnetAsync(new StoredTailnet("acme", "acme.meshnet.internal", CoordinationHarness.Epoch, TimeSpan.FromDays(1)), default);
+        var settings = new BusSettings(8, 8, TimeSpan.FromMinutes(2), new KeepAliveJitter(TimeSpan.FromSeconds(50), null));
+        return (new TailnetHub(store, settings, new FakeTimeProvider(CoordinationHarness.Epoch), new CoordinationCounters()), store);
+    }
+
+    [Fact]
+    public async Task BusesLoadOnDemandAndUnknownTailnetsHaveNone()
+    {
+        var (hub, store) = await CreateAsync();
+        using var _ = store;
+        hub.TryGetLoaded("acme").Should().BeNull();
+        var bus = await hub.GetAsync("acme", default);
+        bus!.Domain.Should().Be("acme.meshnet.internal");
+        (await hub.GetAsync("acme", default)).Should().BeSameAs(bus);
+        (await hub.GetAsync("nope", default)).Should().BeNull();
+        (await hub.LockAsync("nope", default)).Should().BeNull();
+    }
+
+    [Fact]
+    public async Task IdleBusesAreRetiredButNotWhileAWriterHoldsThem()
+    {
+        var (hub, store) = await CreateAsync();
+        using var _ = store;
+        var lease = (await hub.LockAsync("acme", default))!.Value;
+        hub.RetireIdle().Should().Be(0, "a writer holds the gate");
+        lease.Dispose();
+
+        hub.RetireIdle().Should().Be(1);
+        lease.Bus.IsRetired.Should().BeTrue();
+        using var next = (await hub.LockAsync("acme", default))!.Value;
+        next.Bus.Should().NotBeSameAs(lease.Bus, "a retired bus is never written to again");
+        next.Bus.IsClosed.Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task AfterCloseAllNothingLoads()
+    {
+        var (hub, store) = await CreateAsync();
+        using var _ = store;
+        await hub.GetAsync("acme", default);
+        hub.CloseAll(new RpcException(new Status(StatusCode.Unavailable, "stopping")));
+        (await hub.Invoking(h => h.GetAsync("acme", default)).Should().ThrowAsync<RpcException>()).Which.StatusCode.Should().Be(StatusCode.Unavailable);
+    }
+}
