@@ -199,4 +199,92 @@ public sealed class NodeEndToEndTests : IAsyncLifetime
         await using var accepted = await accepting.WaitAsync(Timeout);
         (await ExchangeAsync(dialed, accepted, "new key")).Should().Be("new key");
     }
+
+    [Fact]
+    public async Task NodesSurviveAControlOutageAndReconnectWhenItReturns()
+    {
+        // A server with a fixed address and database, so that it can come back as the same service.
+        await _server.DisposeAsync();
+        var data = Path.Combine(_directory, "control");
+        Directory.CreateDirectory(data);
+        _server = await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions { DataDirectory = data });
+        var url = _server.Url;
+        await _server.CreateTailnetAsync("acme");
+        var key = await _server.CreateAuthKeyAsync("acme", reusable: true);
+
+        MeshNodeOptions Fast(string name)
+        {
+            var options = Options(name, key);
+            options.ControlReconnectMinDelay = TimeSpan.FromMilliseconds(50);
+            options.ControlReconnectMaxDelay = TimeSpan.FromMilliseconds(500);
+            return options;
+        }
+
+        var a = await StartAsync(Fast("a"));
+        var b = await StartAsync(Fast("b"));
+        await WaitForPeerAsync(a, "b");
+        await using var listener = await a.ListenAsync(5000);
+        var accepting = listener.AcceptAsync().AsTask();
+        await using var open = await b.DialAsync("a", 5000).AsTask().WaitAsync(Timeout);
+        await using var openAtA = await accepting.WaitAsync(Timeout);
+
+        await _server.DisposeAsync();
+        await WaitUntilAsync(() => !a.GetStatus().ControlConnected && !b.GetStatus().ControlConnected, "the nodes to notice the outage");
+
+        // The data plane does not notice: the open connection works, and known peers can be dialed.
+        (await ExchangeAsync(open, openAtA, "still here")).Should().Be("still here");
+        var acceptingNew = listener.AcceptAsync().AsTask();
+        await using var fresh = await b.DialAsync("a", 5000).AsTask().WaitAsync(Timeout);
+        await using var freshAtA = await acceptingNew.WaitAsync(Timeout);
+        (await ExchangeAsync(freshAtA, fresh, "new connection")).Should().Be("new connection");
+        b.GetStatus().LastControlError.Should().Be(MeshErrorCode.ControlUnreachable);
+
+        // The service comes back at the same address with the same database: the nodes reconnect
+        // by themselves, and see a node that joins afterwards.
+        _server = await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions { DataDirectory = data, Url = url });
+        await WaitUntilAsync(() => a.GetStatus().ControlConnected && b.GetStatus().ControlConnected, "the nodes to reconnect");
+        var c = await StartAsync(Fast("c"));
+        await WaitForPeerAsync(a, "c");
+        (await ExchangeAsync(open, openAtA, "after")).Should().Be("after");
+    }
+
+    [Fact]
+    public async Task NeitherTheAuthKeyNorThePrivateKeyIsEverLogged()
+    {
+        var logs = new RecordingLoggerFactory();
+        var key = await _server.CreateAuthKeyAsync("acme", reusable: true);
+        using var store = new InMemoryStateStore();
+        var options = Options("secretive", key, store);
+        options.LoggerFactory = logs;
+        var node = await StartAsync(options);
+        var other = await StartAsync(Options("other", key));
+        await WaitForPeerAsync(node, "other");
+        await using (var listener = await other.ListenAsync(1))
+        {
+            var accepting = listener.AcceptAsync().AsTask();
+            await using var dialed = await node.DialAsync("other", 1).AsTask().WaitAsync(Timeout);
+            await using var accepted = await accepting.WaitAsync(Timeout);
+            await ExchangeAsync(dialed, accepted, "x");
+        }
+        await node.DisposeAsync();
+
+        using var identity = await store.LoadAsync();
+        string privateKey = identity!.PrivateKey.ExportBase64();
+        logs.Count.Should().BeGreaterThan(10, "the node logged its life at every level");
+        logs.AllText.Should().NotContain(key).And.NotContain(key["mnkey-".Length..]).And.NotContain(privateKey);
+        logs.AllText.Should().Contain(identity.PublicKey.ToShortString());
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Timed out waiting for {what}.");
+            }
+            await Task.Delay(20);
+        }
+    }
 }
