@@ -37,6 +37,9 @@ internal static partial class CoordinationLog
     [LoggerMessage(EventId = 5022, Level = LogLevel.Information, Message = "Node {NodeId} rotated its key in tailnet {Tailnet}")]
     public static partial void NodeKeyRotated(ILogger logger, ulong nodeId, string tailnet);
 
+    [LoggerMessage(EventId = 5026, Level = LogLevel.Information, Message = "Node {NodeId} replaced its expired key with auth key {KeyId} in tailnet {Tailnet}")]
+    public static partial void NodeReauthenticated(ILogger logger, ulong nodeId, string keyId, string tailnet);
+
     [LoggerMessage(EventId = 5023, Level = LogLevel.Information, Message = "Registration refused ({Reason})")]
     public static partial void RegistrationRefused(ILogger logger, string reason);
 

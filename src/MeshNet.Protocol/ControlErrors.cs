@@ -28,7 +28,7 @@ public static class ControlErrors
     /// <summary>The node asked for tags it may not have.</summary>
     public const string TagsNotPermitted = "tags-not-permitted";
 
-    /// <summary>The node's key has expired: it must rotate its key (re-register) to come back.</summary>
+    /// <summary>The node's key has expired: it must register a new key with a valid auth key to come back.</summary>
     public const string NodeKeyExpired = "node-key-expired";
 
     /// <summary>The node is not registered (register first).</summary>

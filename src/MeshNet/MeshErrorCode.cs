@@ -28,8 +28,11 @@ public enum MeshErrorCode
     TagsNotPermitted,
 
     /// <summary>
-    /// The node's key has expired. The node rotates to a new key by itself (proving it holds the
-    /// old one); this code means the service refused that too.
+    /// The node's key has expired (its lifetime ended, or an administrator expired it). The
+    /// service accepts an expired key back only with a valid auth key: a node with
+    /// <see cref="MeshNodeOptions.AuthKey"/> re-authenticates by itself (a failure then carries
+    /// the auth key's code); without one, this code is thrown at start and reported by
+    /// <see cref="MeshNode.GetStatus"/> (<see cref="MeshNodeStatus.LastControlError"/>) while running.
     /// </summary>
     NodeKeyExpired,
 

@@ -15,7 +15,7 @@ public sealed partial class MeshNode
     /// <summary>
     /// Fetches the server key (once), then registers: a new node with its auth key, a known node
     /// without it (and with it again if the service has forgotten the node), and a node whose
-    /// key expired by rotating to a new key.
+    /// key expired by re-authenticating: a new key with the configured auth key.
     /// </summary>
     private async Task<RegisterResponse> RegisterAsync(CancellationToken cancellationToken)
     {
@@ -35,18 +35,63 @@ public sealed partial class MeshNode
         }
         catch (RpcException e) when (e.Trailers.GetValue(ControlErrors.TrailerKey) == ControlErrors.NodeKeyExpired)
         {
+            return await ReauthenticateAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The node's key expired (its lifetime ended, or an administrator expired it): the old key's
+    /// proof no longer suffices, so the node registers a new key with its configured auth key.
+    /// Without one it cannot come back: <see cref="MeshErrorCode.NodeKeyExpired"/>.
+    /// </summary>
+    private async Task<RegisterResponse> ReauthenticateAsync(CancellationToken cancellationToken)
+    {
+        if (_options.AuthKey is null)
+        {
+            throw new MeshException(MeshErrorCode.NodeKeyExpired,
+                $"The node's key has expired (its lifetime ended, or an administrator expired it), and the coordination service at {_controlUrl} " +
+                "accepts an expired key back only with a valid auth key: set MeshNodeOptions.AuthKey to re-authenticate the node.");
+        }
+        MeshLog.Reauthenticating(_logger);
+        try
+        {
             return await RotateKeyAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RpcException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            var failure = ControlFailure.Classify(e, "Re-authentication", _controlUrl);
+            if (failure.Transient)
+            {
+                throw;
+            }
+            throw new MeshException(failure.Code,
+                $"The node's key has expired and re-authenticating with MeshNodeOptions.AuthKey failed: {failure.Message}", e);
         }
     }
 
     /// <summary>
     /// Replaces the node key: registers a new key with a proof, made with the old key, that the
-    /// same holder hands over (and the auth key, should the service have forgotten the old key),
-    /// then moves the WireGuard device, the control signer and the saved identity to the new key.
-    /// Peers learn the new key from their netmaps. Runs on the start path, or on the map loop's
-    /// task after the service ended the stream with <c>node-key-expired</c>.
+    /// same holder hands over, and the configured auth key (which the service needs when the old
+    /// key has expired, or should it have forgotten the old key), then moves the WireGuard device,
+    /// the control signer and the saved identity to the new key. Peers learn the new key from
+    /// their netmaps. Runs on the start path, on the map loop's task after the service ended the
+    /// stream with <c>node-key-expired</c>, or on the renewal task shortly before the key expires;
+    /// rotations never overlap.
     /// </summary>
     private async Task<RegisterResponse> RotateKeyAsync(CancellationToken cancellationToken)
+    {
+        await _rotation.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await RotateKeyCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _rotation.Release();
+        }
+    }
+
+    private async Task<RegisterResponse> RotateKeyCoreAsync(CancellationToken cancellationToken)
     {
         var oldSigner = _signer!;
         var old = _identity!;
@@ -173,15 +218,22 @@ public sealed partial class MeshNode
     }
 
     /// <summary>
-    /// After a failed map stream, before the next attempt: an expired key is rotated (the
-    /// service's way back in), a rejected proof may mean a new server key.
+    /// After a failed map stream, before the next attempt: an expired key is replaced with the
+    /// configured auth key (the service's only way back in; without an auth key the failure
+    /// stays, and <see cref="GetStatus"/> reports <see cref="MeshErrorCode.NodeKeyExpired"/>), a
+    /// rejected proof may mean a new server key.
     /// </summary>
     private async Task<bool> RecoverAsync(ControlFailure failure, CancellationToken cancellationToken)
     {
         if (failure.Reason == ControlErrors.NodeKeyExpired)
         {
+            if (_options.AuthKey is null)
+            {
+                MeshLog.KeyExpiredWithoutAuthKey(_logger);
+                return false;
+            }
             await EnsureSignerAsync(refresh: false, cancellationToken).ConfigureAwait(false);
-            await RotateKeyAsync(cancellationToken).ConfigureAwait(false);
+            await ReauthenticateAsync(cancellationToken).ConfigureAwait(false);
             return true;
         }
         if (MapStreamLoop.NeedsNewServerKey(failure))

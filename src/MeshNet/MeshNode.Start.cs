@@ -27,7 +27,7 @@ public sealed partial class MeshNode
     /// (<see cref="MeshErrorCode.AuthKeyRequired"/>, <see cref="MeshErrorCode.AuthKeyUnknown"/>,
     /// <see cref="MeshErrorCode.AuthKeyExpired"/>, <see cref="MeshErrorCode.AuthKeyUsedUp"/>,
     /// <see cref="MeshErrorCode.AuthKeyRevoked"/>), <see cref="MeshErrorCode.TagsNotPermitted"/>,
-    /// <see cref="MeshErrorCode.NodeKeyExpired"/> (the key expired and the service refused to rotate it),
+    /// <see cref="MeshErrorCode.NodeKeyExpired"/> (the key expired, by its lifetime or by an administrator, and no <see cref="MeshNodeOptions.AuthKey"/> is configured to re-authenticate),
     /// <see cref="MeshErrorCode.ControlRejected"/>, <see cref="MeshErrorCode.InvalidConfiguration"/>
     /// (plain HTTP to a host that is not loopback), <see cref="MeshErrorCode.AddressInUse"/>
     /// (<see cref="MeshNodeOptions.ListenPort"/> is taken) or <see cref="MeshErrorCode.StateStoreFailed"/>.

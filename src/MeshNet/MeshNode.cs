@@ -44,6 +44,7 @@ public sealed partial class MeshNode : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<MeshListener, byte> _listeners = new();
     private readonly List<ControlSigner> _retiredSigners = [];
+    private readonly SemaphoreSlim _rotation = new(1, 1);
 
     // Set while starting, then read-only, except the identity and signer, which a key rotation
     // replaces (on the start path, or later on the map loop's task).
@@ -213,6 +214,7 @@ public sealed partial class MeshNode : IAsyncDisposable
         _identity?.Dispose();
         _ownedStore?.Dispose();
         _stopping.Dispose();
+        _rotation.Dispose();
         MeshLog.NodeStopped(_logger, name);
         done.SetResult();
     }

@@ -36,9 +36,11 @@ public sealed class MeshNodeOptions
     public Uri? ControlUrl { get; set; }
 
     /// <summary>
-    /// The auth key that admits this node into a tailnet (<c>mnkey-...</c>). Needed only for the
-    /// first registration (when the <see cref="StateStore"/> holds no registration, or the
-    /// service no longer knows the node). Never logged or shown.
+    /// The auth key that admits this node into a tailnet (<c>mnkey-...</c>). Needed for the first
+    /// registration (when the <see cref="StateStore"/> holds no registration, or the service no
+    /// longer knows the node), and to re-authenticate after the node's key expired (the service
+    /// takes an expired key back only with a valid auth key; a one-off key that was already used
+    /// does not do). Never logged or shown.
     /// </summary>
     public string? AuthKey { get; set; }
 

@@ -12,7 +12,10 @@ namespace MeshNet.Coordination.Registry;
 
 /// <summary>
 /// Register: new nodes with auth keys, re-registration of known node keys, and key rotation.
-/// A node keeps its id, addresses and name for its whole life. Writes to a tailnet run under
+/// A node keeps its id, addresses and name for its whole life. Key expiry policy: a still-valid
+/// key may be replaced on the old key's proof alone; an expired key only with the proof and a
+/// valid auth key of the node's tailnet (whose use is counted), so that an expiry, by time or
+/// by an administrator, forces re-authentication. Writes to a tailnet run under
 /// its bus's write gate (the store write, then the publish), so the tailnet's peers see every
 /// change in order. The caller (the Control service) has already checked the proof of key.
 /// </summary>
@@ -103,18 +106,39 @@ internal sealed class NodeRegistrar
             throw Failures.Unauthenticated(ControlErrors.BadProof, "old_node_key_proof does not verify: the caller does not hold old_node_key");
         }
         RequireTags(requestedTags, node.Tags, "the node");
+        // A still-valid key hands over on its own proof. An expired one (its lifetime ended, or an
+        // administrator expired it) proves nothing any more: only a valid auth key of the node's
+        // tailnet brings the node back, so that key expiry forces re-authentication.
+        StoredAuthKey? authorizing = null;
+        if (node.KeyExpiry <= now)
+        {
+            if (request.AuthKey.Length == 0)
+            {
+                throw Failures.NodeKeyExpired("the old key's proof alone cannot replace an expired key");
+            }
+            authorizing = await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
+            if (authorizing.Tailnet != node.Tailnet)
+            {
+                throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key (not a key of the node's tailnet)");
+            }
+        }
         using var lease = await RequireLeaseAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
         var bus = lease.Bus;
         var tailnet = await _store.GetTailnetAsync(node.Tailnet, cancellationToken).ConfigureAwait(false)
             ?? throw Failures.NotRegistered("the node's tailnet was deleted");
         var expiry = now + tailnet.NodeKeyLifetime;
-        var outcome = await _store.UpdateNodeKeyAsync(node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry, cancellationToken).ConfigureAwait(false);
+        var outcome = await _store.UpdateNodeKeyAsync(node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry, authorizing?.Id, now,
+            cancellationToken).ConfigureAwait(false);
         switch (outcome)
         {
             case NodeKeyUpdateOutcome.NodeKeyTaken:
                 throw Failures.Create(StatusCode.AlreadyExists, ControlErrors.InvalidRequest, "node_key is already registered to another node");
             case NodeKeyUpdateOutcome.NodeMissing:
                 throw Failures.NotRegistered("old_node_key is no longer registered (removed or rotated concurrently)");
+            case NodeKeyUpdateOutcome.AuthKeyUnusable:
+                // Used, revoked or expired since the check: say which.
+                await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
+                throw AuthKeyFailure(ControlErrors.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
         }
         bus.RotateKey(node.Id, request.NodeKey.Span, expiry);
         var updated = node with { NodeKey = request.NodeKey.ToByteArray(), KeyExpiry = expiry };
@@ -125,7 +149,14 @@ internal sealed class NodeRegistrar
             bus.Upsert(updated);
         }
         _counters.KeyRotated();
-        CoordinationLog.NodeKeyRotated(_logger, node.Id, node.Tailnet);
+        if (authorizing is not null)
+        {
+            CoordinationLog.NodeReauthenticated(_logger, node.Id, authorizing.Id, node.Tailnet);
+        }
+        else
+        {
+            CoordinationLog.NodeKeyRotated(_logger, node.Id, node.Tailnet);
+        }
         return Response(bus, updated, tailnet);
     }
 

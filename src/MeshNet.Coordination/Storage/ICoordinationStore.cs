@@ -79,10 +79,13 @@ public interface ICoordinationStore
 
     /// <summary>
     /// Replaces a node's key (rotation) if its current key is <paramref name="expectedOldKey"/>,
-    /// and sets the new key's expiry.
+    /// and sets the new key's expiry. When <paramref name="authKeyId"/> is set (re-authorizing a
+    /// node whose key expired), the same transaction checks that this auth key belongs to the
+    /// node's tailnet and is usable at <paramref name="now"/> (not revoked, not expired, reusable
+    /// or unused), and counts the use; otherwise nothing changes.
     /// </summary>
     Task<NodeKeyUpdateOutcome> UpdateNodeKeyAsync(ulong id, ReadOnlyMemory<byte> expectedOldKey, ReadOnlyMemory<byte> newKey,
-        DateTimeOffset keyExpiry, CancellationToken cancellationToken);
+        DateTimeOffset keyExpiry, string? authKeyId, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Sets a node's key expiry; false when there is no such node.</summary>
     Task<bool> SetKeyExpiryAsync(ulong id, DateTimeOffset keyExpiry, CancellationToken cancellationToken);

@@ -11,4 +11,10 @@ public enum NodeKeyUpdateOutcome
 
     /// <summary>Another node has the new key.</summary>
     NodeKeyTaken,
+
+    /// <summary>
+    /// The auth key given to authorize the change is not usable (unknown, of another tailnet,
+    /// revoked, expired, or a one-off key already used); nothing was changed.
+    /// </summary>
+    AuthKeyUnusable,
 }

@@ -58,7 +58,7 @@ public sealed partial class SqliteCoordinationStore
 
     /// <inheritdoc />
     public async Task<NodeKeyUpdateOutcome> UpdateNodeKeyAsync(ulong id, ReadOnlyMemory<byte> expectedOldKey, ReadOnlyMemory<byte> newKey,
-        DateTimeOffset keyExpiry, CancellationToken cancellationToken)
+        DateTimeOffset keyExpiry, string? authKeyId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var newKeyBytes = newKey.ToArray();
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -72,6 +72,20 @@ public sealed partial class SqliteCoordinationStore
         if (updated != 1)
         {
             return NodeKeyUpdateOutcome.NodeMissing;
+        }
+        if (authKeyId is not null)
+        {
+            int counted = await ExecuteAsync(connection, transaction,
+                """
+                UPDATE auth_keys SET uses = uses + 1
+                WHERE id = $ak AND tailnet = (SELECT tailnet FROM nodes WHERE id = $id)
+                  AND revoked = 0 AND expires > $now AND (reusable = 1 OR uses = 0);
+                """, cancellationToken,
+                ("$ak", authKeyId), ("$id", (long)id), ("$now", now.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+            if (counted != 1)
+            {
+                return NodeKeyUpdateOutcome.AuthKeyUnusable; // disposing the transaction rolls the key change back
+            }
         }
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return NodeKeyUpdateOutcome.Updated;

@@ -19,8 +19,11 @@ internal static class Failures
     /// <summary>The node is not registered (or no longer): FailedPrecondition.</summary>
     public static RpcException NotRegistered(string message) => Create(StatusCode.FailedPrecondition, ControlErrors.NodeNotRegistered, message);
 
-    public static RpcException NodeKeyExpired() =>
-        Create(StatusCode.PermissionDenied, ControlErrors.NodeKeyExpired, "node key expired: rotate to a new key (Register with old_node_key) to come back");
+    /// <summary>The node's key has expired: only a new key registered with a valid auth key brings it back.</summary>
+    public static RpcException NodeKeyExpired(string? detail = null) =>
+        Create(StatusCode.PermissionDenied, ControlErrors.NodeKeyExpired,
+            "node key expired: re-authenticate with a valid auth key (Register a new key with old_node_key, its proof and auth_key) to come back"
+            + (detail is null ? "" : $"; {detail}"));
 
     public static RpcException Unauthenticated(string reason, string message) => Create(StatusCode.Unauthenticated, reason, message);
 

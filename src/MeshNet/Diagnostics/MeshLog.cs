@@ -40,6 +40,12 @@ internal static partial class MeshLog
     [LoggerMessage(EventId = 4008, Level = LogLevel.Information, Message = "Node key rotated from {OldKey} to {NewKey}")]
     public static partial void KeyRotated(ILogger logger, string oldKey, string newKey);
 
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "The node key expired: re-authenticating with the configured auth key")]
+    public static partial void Reauthenticating(ILogger logger);
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Error, Message = "The node key expired and no auth key is configured: the node cannot reconnect until it is restarted with one (MeshNodeOptions.AuthKey)")]
+    public static partial void KeyExpiredWithoutAuthKey(ILogger logger);
+
     [LoggerMessage(EventId = 4010, Level = LogLevel.Error, Message = "The rotated node key could not be saved ({Reason}); the node keeps running, but a restart will not find the new key")]
     public static partial void IdentitySaveFailed(ILogger logger, string reason);
 

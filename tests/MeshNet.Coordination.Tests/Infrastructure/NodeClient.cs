@@ -45,10 +45,11 @@ internal sealed class NodeClient : IDisposable
         await Client.RegisterAsync(request, Sign("Register", request), deadline: Deadline());
 
     /// <summary>Rotates from this client's key to <paramref name="newNode"/>'s; returns the client of the new key.</summary>
-    public async Task<(NodeClient Client, RegisterResponse Response)> RotateAsync(TestNode newNode, GrpcChannel channel, string hostname = "host")
+    public async Task<(NodeClient Client, RegisterResponse Response)> RotateAsync(TestNode newNode, GrpcChannel channel, string hostname = "host",
+        string? authKey = null)
     {
         var rotated = new NodeClient(channel, _serverKey, _clock, newNode);
-        var request = rotated.RegisterRequest(null, hostname);
+        var request = rotated.RegisterRequest(authKey, hostname);
         request.OldNodeKey = Node.PublicKeyBytes;
         request.OldNodeKeyProof = Node.RotationProof(_serverKey, newNode);
         return (rotated, await rotated.RegisterAsync(request));

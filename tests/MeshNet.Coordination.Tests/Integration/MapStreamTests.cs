@@ -188,7 +188,7 @@ public sealed class MapStreamTests
     }
 
     [Fact]
-    public async Task KeyExpiryEndsTheStreamShowsPeersAndRotationBringsTheNodeBack()
+    public async Task KeyExpiryEndsTheStreamShowsPeersAndOnlyAnAuthKeyBringsTheNodeBack()
     {
         await using var harness = await CoordinationHarness.StartAsync();
         await harness.Admin.CreateTailnetAsync(new CreateTailnetRequest { Name = "acme", NodeKeyLifetime = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromHours(1)) },
@@ -221,13 +221,54 @@ public sealed class MapStreamTests
         await Errors.ExpectAsync(() => alice.Map().NextAsync(), StatusCode.PermissionDenied, ControlErrors.NodeKeyExpired);
         await Errors.ExpectAsync(() => alice.UpdateEndpointsAsync("192.0.2.1:1"), StatusCode.PermissionDenied, ControlErrors.NodeKeyExpired);
         await Errors.ExpectAsync(() => alice.RegisterAsync(null, "alice"), StatusCode.PermissionDenied, ControlErrors.NodeKeyExpired);
+        await Errors.ExpectAsync(() => alice.RegisterAsync(key, "alice"), StatusCode.PermissionDenied, ControlErrors.NodeKeyExpired);
 
+        // The old key's proof alone no longer replaces it: an expiry forces re-authentication.
         using var fresh = TestNode.Create();
-        var (rotated, response) = await alice.RotateAsync(fresh, harness.Channel, "alice");
-        response.Self.Id.Should().Be(aliceSelf.Self.Id);
+        await Errors.ExpectAsync(() => alice.RotateAsync(fresh, harness.Channel, "alice"), StatusCode.PermissionDenied, ControlErrors.NodeKeyExpired,
+            "auth key");
+        // Only a valid auth key of the node's tailnet does, and a refused one says why.
+        await harness.Server.CreateTailnetAsync("other");
+        var foreign = await harness.Server.CreateAuthKeyAsync("other", reusable: true);
+        await Errors.ExpectAsync(() => alice.RotateAsync(fresh, harness.Channel, "alice", foreign), StatusCode.PermissionDenied, ControlErrors.AuthKeyUnknown);
+        var revoked = await harness.Admin.CreateAuthKeyAsync(new CreateAuthKeyRequest { Tailnet = "acme" }, harness.AdminHeaders());
+        await harness.Admin.RevokeAuthKeyAsync(new RevokeAuthKeyRequest { Id = revoked.Key.Id }, harness.AdminHeaders());
+        await Errors.ExpectAsync(() => alice.RotateAsync(fresh, harness.Channel, "alice", revoked.Secret), StatusCode.PermissionDenied,
+            ControlErrors.AuthKeyRevoked);
+        harness.Server.Counters.KeyRotations.Should().Be(0);
+
+        var oneOff = await harness.Admin.CreateAuthKeyAsync(new CreateAuthKeyRequest { Tailnet = "acme" }, harness.AdminHeaders());
+        var (rotated, response) = await alice.RotateAsync(fresh, harness.Channel, "alice", oneOff.Secret);
+        response.Self.Id.Should().Be(aliceSelf.Self.Id, "re-authentication keeps the node's identity");
+        response.Self.Addresses.Should().Equal(aliceSelf.Self.Addresses);
+        response.Self.KeyExpiry.ToDateTimeOffset().Should().Be(harness.Clock.GetUtcNow().AddHours(1));
+        (await harness.Admin.ListAuthKeysAsync(new ListAuthKeysRequest { Tailnet = "acme" }, harness.AdminHeaders()))
+            .Keys.Single(k => k.Id == oneOff.Key.Id).Uses.Should().Be(1, "the auth key's use is counted");
         using var back = rotated.Map();
         (await back.NextAsync()).Full.Self.Id.Should().Be(aliceSelf.Self.Id);
         rotated.Dispose();
+    }
+
+    [Fact]
+    public async Task AStillValidKeyRotatesOnTheOldKeysProofAloneAndAnAuthKeyIsNotUsed()
+    {
+        await using var harness = await CoordinationHarness.StartAsync();
+        await harness.Server.CreateTailnetAsync("acme");
+        var oneOff = await harness.Server.CreateAuthKeyAsync("acme");
+        var (alice, aliceSelf) = await harness.JoinAsync(oneOff, "alice");
+        harness.Clock.Advance(TimeSpan.FromDays(179)); // a day before the default 180-day lifetime ends
+
+        using var first = TestNode.Create();
+        var (rotated, response) = await alice.RotateAsync(first, harness.Channel, "alice");
+        response.Self.Id.Should().Be(aliceSelf.Self.Id);
+        response.Self.KeyExpiry.ToDateTimeOffset().Should().Be(harness.Clock.GetUtcNow().AddDays(180));
+
+        // Sending the (used-up) auth key along does not matter for a valid key: it is not consulted.
+        using var second = TestNode.Create();
+        var (again, _) = await rotated.RotateAsync(second, harness.Channel, "alice", oneOff);
+        harness.Server.Counters.KeyRotations.Should().Be(2);
+        rotated.Dispose();
+        again.Dispose();
     }
 
     [Fact]

@@ -100,9 +100,9 @@ public sealed class SqliteStoreTests : IDisposable
         (await store.InsertNodeAsync(Node("b", 3, "web", 1), default)).Outcome.Should().Be(NodeInsertOutcome.Inserted, "names and addresses are per tailnet");
         (await store.InsertNodeAsync(Node("gone", 4, "web", 4), default)).Outcome.Should().Be(NodeInsertOutcome.TailnetMissing);
 
-        (await store.UpdateNodeKeyAsync(first.Id, KeyBytes(1), KeyBytes(3), Now, default)).Should().Be(NodeKeyUpdateOutcome.NodeKeyTaken);
-        (await store.UpdateNodeKeyAsync(first.Id, KeyBytes(9), KeyBytes(5), Now, default)).Should().Be(NodeKeyUpdateOutcome.NodeMissing);
-        (await store.UpdateNodeKeyAsync(first.Id, KeyBytes(1), KeyBytes(5), Now.AddDays(1), default)).Should().Be(NodeKeyUpdateOutcome.Updated);
+        (await store.UpdateNodeKeyAsync(first.Id, KeyBytes(1), KeyBytes(3), Now, null, Now, default)).Should().Be(NodeKeyUpdateOutcome.NodeKeyTaken);
+        (await store.UpdateNodeKeyAsync(first.Id, KeyBytes(9), KeyBytes(5), Now, null, Now, default)).Should().Be(NodeKeyUpdateOutcome.NodeMissing);
+        (await store.UpdateNodeKeyAsync(first.Id, KeyBytes(1), KeyBytes(5), Now.AddDays(1), null, Now, default)).Should().Be(NodeKeyUpdateOutcome.Updated);
         var rotated = (await store.GetNodeByKeyAsync(KeyBytes(5), default))!;
         rotated.Id.Should().Be(first.Id);
         rotated.KeyExpiry.Should().Be(Now.AddDays(1));
@@ -127,6 +127,30 @@ public sealed class SqliteStoreTests : IDisposable
         (await store.InsertNodeAsync(Node("a", 3, "n3", 3) with { AuthKeyId = "many" }, default)).Outcome.Should().Be(NodeInsertOutcome.Inserted);
         (await store.GetAuthKeyAsync("many", default))!.Uses.Should().Be(2);
         (await store.ListNodesAsync("a", default)).Select(node => node.Name).Should().Equal("n1", "n2", "n3");
+    }
+
+    [Fact]
+    public async Task AKeyUpdateAuthorizedByAnAuthKeyCountsItsUseOrChangesNothing()
+    {
+        using var store = await OpenAsync();
+        await store.TryCreateTailnetAsync(Tailnet("a"), default);
+        await store.TryCreateTailnetAsync(Tailnet("b"), default);
+        await store.TryCreateAuthKeyAsync(Key("once", "a", reusable: false), default);
+        await store.TryCreateAuthKeyAsync(Key("other", "b", reusable: true), default);
+        var node = (await store.InsertNodeAsync(Node("a", 1, "n1", 1), default)).Node!;
+
+        (await store.UpdateNodeKeyAsync(node.Id, KeyBytes(1), KeyBytes(2), Now.AddDays(1), "other", Now, default))
+            .Should().Be(NodeKeyUpdateOutcome.AuthKeyUnusable, "an auth key of another tailnet authorizes nothing here");
+        (await store.UpdateNodeKeyAsync(node.Id, KeyBytes(1), KeyBytes(2), Now.AddDays(1), "missing", Now, default))
+            .Should().Be(NodeKeyUpdateOutcome.AuthKeyUnusable);
+        (await store.GetNodeByKeyAsync(KeyBytes(1), default)).Should().NotBeNull("a refused update changes nothing");
+
+        (await store.UpdateNodeKeyAsync(node.Id, KeyBytes(1), KeyBytes(2), Now.AddDays(1), "once", Now, default)).Should().Be(NodeKeyUpdateOutcome.Updated);
+        (await store.GetAuthKeyAsync("once", default))!.Uses.Should().Be(1);
+        (await store.UpdateNodeKeyAsync(node.Id, KeyBytes(2), KeyBytes(3), Now.AddDays(2), "once", Now, default))
+            .Should().Be(NodeKeyUpdateOutcome.AuthKeyUnusable, "the one-off key is used up");
+        (await store.GetNodeByKeyAsync(KeyBytes(2), default))!.KeyExpiry.Should().Be(Now.AddDays(1));
+        (await store.GetAuthKeyAsync("other", default))!.Uses.Should().Be(0);
     }
 
     [Fact]
