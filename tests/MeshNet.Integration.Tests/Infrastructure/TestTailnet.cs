@@ -1,0 +1,122 @@
+using System.Net;
+using System.Text;
+using MeshNet.Coordination;
+
+namespace MeshNet.Integration.Tests.Infrastructure;
+
+/// <summary>
+/// A coordination service in this process (<see cref="EmbeddedCoordinationServer"/>, SQLite in a
+/// temporary directory, plain HTTP/2 on loopback) with one tailnet, "acme", and the nodes a test
+/// starts against it (real WireGuard over UDP on 127.0.0.1). Disposing stops the nodes, then the
+/// service, and removes the directory.
+/// </summary>
+internal sealed class TestTailnet : IAsyncDisposable
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private readonly List<IAsyncDisposable> _owned = [];
+
+    private TestTailnet(EmbeddedCoordinationServer server, string domain, string directory)
+    {
+        Server = server;
+        Domain = domain;
+        Directory = directory;
+    }
+
+    public EmbeddedCoordinationServer Server { get; }
+
+    public string Domain { get; }
+
+    /// <summary>A temporary directory of the test's own (state files and the like).</summary>
+    public string Directory { get; }
+
+    public static async Task<TestTailnet> StartAsync(Action<EmbeddedCoordinationOptions>? configure = null)
+    {
+        var directory = System.IO.Directory.CreateTempSubdirectory("meshnet-integration-").FullName;
+        var options = new EmbeddedCoordinationOptions();
+        configure?.Invoke(options);
+        var server = await EmbeddedCoordinationServer.StartAsync(options);
+        try
+        {
+            return new TestTailnet(server, await server.CreateTailnetAsync("acme"), directory);
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            System.IO.Directory.Delete(directory, recursive: true);
+            throw;
+        }
+    }
+
+    /// <summary>Node options for this service: loopback only, fast reconnects, the test timeout to start.</summary>
+    public MeshNodeOptions Options(string hostname, string? authKey, IMeshStateStore? store = null, Uri? controlUrl = null) => new()
+    {
+        ControlUrl = controlUrl ?? new Uri(Server.Url),
+        AuthKey = authKey,
+        Hostname = hostname,
+        BindAddress = IPAddress.Loopback,
+        StateStore = store,
+        StartTimeout = Timeout,
+        ControlReconnectMinDelay = TimeSpan.FromMilliseconds(50),
+        ControlReconnectMaxDelay = TimeSpan.FromMilliseconds(500),
+    };
+
+    /// <summary>Starts a node that is disposed with the tailnet (disposing it earlier is fine: disposal is idempotent).</summary>
+    public async Task<MeshNode> StartNodeAsync(MeshNodeOptions options)
+    {
+        var node = await MeshNode.StartAsync(options);
+        _owned.Add(node);
+        return node;
+    }
+
+    public Task<MeshNode> StartNodeAsync(string hostname, string authKey) => StartNodeAsync(Options(hostname, authKey));
+
+    /// <summary>Something else to dispose with the tailnet, before the service (listeners, proxies).</summary>
+    public T Own<T>(T disposable) where T : IAsyncDisposable
+    {
+        _owned.Add(disposable);
+        return disposable;
+    }
+
+    public static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Timed out after {Timeout.TotalSeconds} s waiting for {what}.");
+            }
+            await Task.Delay(20);
+        }
+    }
+
+    public static Task WaitForPeerAsync(MeshNode node, string name) =>
+        WaitUntilAsync(() => node.GetStatus().Peers.Any(peer => peer.Name == name), $"{node.Name} to see {name}");
+
+    /// <summary>Writes <paramref name="text"/> on one side and reads it back on the other.</summary>
+    public static async Task<string> ExchangeAsync(Stream from, Stream to, string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        await from.WriteAsync(bytes).AsTask().WaitAsync(Timeout);
+        var buffer = new byte[bytes.Length];
+        await to.ReadExactlyAsync(buffer).AsTask().WaitAsync(Timeout);
+        return Encoding.UTF8.GetString(buffer);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        for (int i = _owned.Count - 1; i >= 0; i--)
+        {
+            await _owned[i].DisposeAsync();
+        }
+        await Server.DisposeAsync();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
