@@ -1,6 +1,9 @@
 using System.Net;
 using System.Text;
+using Grpc.Core;
+using Grpc.Net.Client;
 using MeshNet.Coordination;
+using AdminApi = MeshNet.Control.V1.Admin;
 
 namespace MeshNet.Integration.Tests.Infrastructure;
 
@@ -15,6 +18,7 @@ internal sealed class TestTailnet : IAsyncDisposable
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     private readonly List<IAsyncDisposable> _owned = [];
+    private GrpcChannel? _adminChannel;
 
     private TestTailnet(EmbeddedCoordinationServer server, string domain, string directory)
     {
@@ -29,6 +33,12 @@ internal sealed class TestTailnet : IAsyncDisposable
 
     /// <summary>A temporary directory of the test's own (state files and the like).</summary>
     public string Directory { get; }
+
+    /// <summary>A client of the service's Admin gRPC API (send <see cref="AdminHeaders"/> with each call).</summary>
+    public AdminApi.AdminClient Admin => new(_adminChannel ??= GrpcChannel.ForAddress(Server.Url));
+
+    /// <summary>The admin token's bearer header.</summary>
+    public Metadata AdminHeaders => new() { { "authorization", $"Bearer {Server.AdminToken}" } };
 
     public static async Task<TestTailnet> StartAsync(Action<EmbeddedCoordinationOptions>? configure = null)
     {
@@ -110,6 +120,7 @@ internal sealed class TestTailnet : IAsyncDisposable
         {
             await _owned[i].DisposeAsync();
         }
+        _adminChannel?.Dispose();
         await Server.DisposeAsync();
         try
         {
