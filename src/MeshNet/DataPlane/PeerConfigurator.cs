@@ -86,6 +86,15 @@ internal sealed class PeerConfigurator : IDisposable
         {
             try
             {
+                if (_applied.TryGetValue(peer.Key, out var before) && before.Endpoint is not null && !Equals(before.Endpoint, peer.Endpoint))
+                {
+                    // A new advertised endpoint usually means the peer restarted (a new socket) or
+                    // moved: its old session is gone with it, and packets sent on it would vanish
+                    // until WireGuard's 15-second retry. Dropping the session here makes the next
+                    // packet start a handshake at once; connections above are not disturbed.
+                    _target.RemovePeer(peer.Key);
+                    MeshLog.PeerSessionReset(_logger, peer.NodeId, peer.Key.ToShortString());
+                }
                 _target.SetPeer(peer.ToConfig());
                 applied[peer.Key] = peer;
                 MeshLog.PeerConfigured(_logger, peer.NodeId, peer.Key.ToShortString(), peer.Endpoint);

@@ -107,6 +107,9 @@ internal static partial class MeshLog
 
     // ------------------------------------------------------------------ data plane (4100-4149)
 
+    [LoggerMessage(EventId = 4105, Level = LogLevel.Debug, Message = "Peer {NodeId} ({PublicKey}) advertises a new endpoint: its WireGuard session is restarted")]
+    public static partial void PeerSessionReset(ILogger logger, ulong nodeId, string publicKey);
+
     [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Peer {NodeId} ({PublicKey}) configured, endpoint {Endpoint}")]
     public static partial void PeerConfigured(ILogger logger, ulong nodeId, string publicKey, IPEndPoint? endpoint);
 

@@ -61,10 +61,10 @@ public sealed class PeerConfiguratorTests : IDisposable
     }
 
     [Fact]
-    public void AnEndpointChangeResetsOnlyThatPeer()
+    public void AnEndpointChangeRestartsOnlyThatPeersSession()
     {
         ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Endpoints = new Endpoints { Values = { "198.51.100.3:9999" } } } } });
-        _device.Operations.Should().Equal("set k3");
+        _device.Operations.Should().Equal(["remove k3", "set k3"], "a new endpoint (a restarted peer) gets a new handshake at once");
         _device.Peers[Key(3)].Endpoint.Should().Be(IPEndPoint.Parse("198.51.100.3:9999"));
     }
 
