@@ -1,0 +1,110 @@
+// MeshNet QuickStart: a coordination service and three nodes in this process. "web" serves a
+// small HTTP page on the tailnet, "client" fetches it by name with HttpClient, the status of
+// every node is printed, and everything shuts down. Runs as a normal user: no root, no TUN
+// device; WireGuard runs over UDP on 127.0.0.1.
+//
+//   dotnet run --project samples/QuickStart
+//
+// Exit codes: 0 success, 1 a MeshNet or HTTP failure (the message says which), 2 timed out.
+using System.Net;
+using MeshNet;
+using MeshNet.Coordination;
+using QuickStart;
+
+var hardTimeout = TimeSpan.FromSeconds(90);
+using var timeout = new CancellationTokenSource(hardTimeout);
+// Should even shutting down hang, the process still ends.
+using var watchdog = new Timer(_ =>
+{
+    Console.Error.WriteLine($"QuickStart: still running after {hardTimeout.TotalSeconds + 15} s; giving up.");
+    Environment.Exit(2);
+}, null, hardTimeout + TimeSpan.FromSeconds(15), Timeout.InfiniteTimeSpan);
+
+try
+{
+    await RunAsync(timeout.Token);
+    Console.WriteLine("Everything shut down cleanly.");
+    return 0;
+}
+catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+{
+    Console.Error.WriteLine($"QuickStart: timed out after {hardTimeout.TotalSeconds} s.");
+    return 2;
+}
+catch (MeshException e)
+{
+    Console.Error.WriteLine($"QuickStart failed: {e.ErrorCode}: {e.Message}");
+    return 1;
+}
+catch (HttpRequestException e)
+{
+    Console.Error.WriteLine($"QuickStart failed: the HTTP request over the tailnet failed: {e.Message}");
+    return 1;
+}
+
+static async Task RunAsync(CancellationToken cancellationToken)
+{
+    // 1. The coordination service, with its SQLite database in a temporary directory (deleted on dispose).
+    Console.WriteLine("Starting the coordination service (SQLite in a temporary directory)...");
+    await using var control = await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions(), cancellationToken);
+    var domain = await control.CreateTailnetAsync("quickstart", cancellationToken);
+    var authKey = await control.CreateAuthKeyAsync("quickstart", reusable: true, ephemeral: true, cancellationToken: cancellationToken);
+    Console.WriteLine($"  {control.Url}, tailnet 'quickstart' ({domain}), a reusable ephemeral auth key");
+
+    // 2. Three nodes join the tailnet.
+    MeshNodeOptions Options(string name) => new()
+    {
+        ControlUrl = new Uri(control.Url),
+        AuthKey = authKey,
+        Hostname = name,
+        BindAddress = IPAddress.Loopback, // WireGuard over UDP on 127.0.0.1: works on any machine
+    };
+    await using var web = await MeshNode.StartAsync(Options("web"), cancellationToken);
+    await using var client = await MeshNode.StartAsync(Options("client"), cancellationToken);
+    await using var observer = await MeshNode.StartAsync(Options("observer"), cancellationToken);
+    MeshNode[] nodes = [web, client, observer];
+    foreach (var node in nodes)
+    {
+        Console.WriteLine($"  joined: {node.Fqdn} {string.Join(", ", node.Addresses)}");
+    }
+    await WaitForFullMeshAsync(nodes, cancellationToken);
+
+    // 3. "web" serves a page on port 80 of the tailnet.
+    await using var listener = await web.ListenAsync(80, cancellationToken);
+    await using var server = new TinyHttpServer(listener, connection =>
+        $"<html><body><h1>Hello from {web.Name}</h1><p>You are {connection.Peer.Fqdn} ({connection.RemoteEndPoint.Address}).</p></body></html>");
+
+    // 4. "client" fetches it by name: HttpClient dials through the node.
+    using var http = new HttpClient(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        ConnectCallback = async (context, token) => await client.DialAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, token),
+    })
+    {
+        Timeout = TimeSpan.FromSeconds(30),
+    };
+    Console.WriteLine();
+    Console.WriteLine($"client: GET http://web/");
+    using var response = await http.GetAsync("http://web/", cancellationToken);
+    var page = await response.Content.ReadAsStringAsync(cancellationToken);
+    Console.WriteLine($"client: {(int)response.StatusCode} {response.ReasonPhrase}, {page.Length} bytes:");
+    Console.WriteLine($"  {page}");
+    response.EnsureSuccessStatusCode();
+
+    // 5. The status of every node.
+    Console.WriteLine();
+    StatusTable.Write(Console.Out, nodes);
+
+    // 6. Shutting down: disposal (in reverse order) stops the server, the nodes and the service.
+    Console.WriteLine();
+    Console.WriteLine("Shutting down...");
+}
+
+static async Task WaitForFullMeshAsync(MeshNode[] nodes, CancellationToken cancellationToken)
+{
+    // A node answers a peer's WireGuard handshake once its netmap has that peer.
+    while (!nodes.All(node => node.GetStatus().Peers.Count(peer => peer.Online) == nodes.Length - 1))
+    {
+        await Task.Delay(20, cancellationToken);
+    }
+}
