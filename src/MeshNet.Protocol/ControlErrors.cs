@@ -48,4 +48,16 @@ public static class ControlErrors
 
     /// <summary>A field is malformed, out of range or too large.</summary>
     public const string InvalidRequest = "invalid-request";
+
+    /// <summary>An ACL policy that does not parse or validate (see <see cref="PolicyLineTrailer"/>).</summary>
+    public const string InvalidPolicy = "invalid-policy";
+
+    /// <summary>An ACL policy whose own tests fail; it was not saved.</summary>
+    public const string PolicyTestFailed = "policy-test-failed";
+
+    /// <summary>The trailer with the 1-based line of a policy error.</summary>
+    public const string PolicyLineTrailer = "meshnet-policy-line";
+
+    /// <summary>The trailer with the 1-based column of a policy error.</summary>
+    public const string PolicyColumnTrailer = "meshnet-policy-column";
 }
