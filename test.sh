@@ -71,6 +71,31 @@ trx_counters() {
         END { if (!done) exit 1 }'
 }
 
+# Prints "FAILED <test>: <start of its message>" for each failed test of a trx file, so that
+# the end of the output (all a CI log may keep) names what failed.
+failed_tests() {
+    tr '\r\n' '  ' <"$1" | awk '
+        {
+            rest = $0
+            while (match(rest, /<UnitTestResult [^>]*outcome="Failed"[^>]*>/)) {
+                head = substr(rest, RSTART, RLENGTH)
+                rest = substr(rest, RSTART + RLENGTH)
+                name = head
+                sub(/.*testName="/, "", name)
+                sub(/".*/, "", name)
+                message = ""
+                if (match(rest, /<Message>[^<]*<\/Message>/) && match(rest, /<\/UnitTestResult>/) > 0) {
+                    end = RSTART
+                    if (match(rest, /<Message>[^<]*<\/Message>/) && RSTART < end) {
+                        message = substr(rest, RSTART + 9, RLENGTH - 19)
+                    }
+                }
+                gsub(/  +/, " ", message)
+                print "FAILED " name ": " substr(message, 1, 400)
+            }
+        }'
+}
+
 install_system_packages
 
 echo "==> dotnet build MeshNet.sln -c Release"
@@ -124,6 +149,9 @@ done
 
 echo
 echo "==> results"
+for trx in "${results}"/*.trx; do
+    [[ -f "${trx}" ]] && failed_tests "${trx}"
+done
 for line in "${project_lines[@]}"; do
     echo "${line}"
 done
