@@ -58,6 +58,26 @@ internal static class PeerPlanner
     }
 
     /// <summary>
+    /// Where the netmap advertises no usable endpoint for a peer that already has one, keeps the
+    /// one in use: no endpoint means "not known right now" (a service that just restarted lists
+    /// every node without endpoints until each reports again), not "moved", so the peer's
+    /// session must not be torn down for it.
+    /// </summary>
+    public static void KeepKnownEndpoints(IReadOnlyDictionary<WireGuardPublicKey, DesiredPeer> applied,
+        Dictionary<WireGuardPublicKey, DesiredPeer> desired)
+    {
+        ArgumentNullException.ThrowIfNull(applied);
+        ArgumentNullException.ThrowIfNull(desired);
+        foreach (var (key, peer) in applied)
+        {
+            if (peer.Endpoint is not null && desired.TryGetValue(key, out var wanted) && wanted.Endpoint is null)
+            {
+                desired[key] = wanted with { Endpoint = peer.Endpoint };
+            }
+        }
+    }
+
+    /// <summary>
     /// The operations from <paramref name="applied"/> to <paramref name="desired"/>: a peer
     /// whose key is no longer desired is removed (a key rotation removes the old key and adds
     /// the new one); a new key is set; a known key is set again only when its endpoint or

@@ -69,6 +69,22 @@ public sealed class PeerConfiguratorTests : IDisposable
     }
 
     [Fact]
+    public void ARecordWithoutEndpointsKeepsTheSessionAndEndpointInUse()
+    {
+        // A restarted service lists nodes without endpoints until they report again.
+        var bare = Node(3);
+        bare.Endpoints.Clear();
+        ApplyDelta(new MapDelta { PeersChanged = { bare } });
+        _device.Operations.Should().BeEmpty("an unknown endpoint is not a moved peer");
+
+        ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Endpoints = new Endpoints { Values = { "192.0.2.3:41641" } } } } });
+        _device.Operations.Should().BeEmpty("the endpoint reported again is the one in use");
+
+        ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Endpoints = new Endpoints { Values = { "198.51.100.3:9999" } } } } });
+        _device.Operations.Should().Equal("remove k3", "set k3");
+    }
+
+    [Fact]
     public void AChangeBehindTheFirstEndpointTouchesNothing()
     {
         ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Endpoints = new Endpoints { Values = { "192.0.2.3:41641", "198.51.100.3:1" } } } } });
