@@ -66,4 +66,10 @@ public enum MeshErrorCode
 
     /// <summary>The state store could not be read or written (see the inner exception).</summary>
     StateStoreFailed,
+
+    /// <summary>
+    /// The tailnet policy does not allow this connection: the peer's packet filter refused it
+    /// (it answered with ICMP "administratively prohibited"), so the dial failed at once.
+    /// </summary>
+    PolicyDenied,
 }

@@ -77,7 +77,8 @@ public sealed partial class MeshNode
     /// </summary>
     /// <returns>The connection, with the peer's identity.</returns>
     /// <exception cref="MeshException">
-    /// <see cref="MeshErrorCode.PeerNotFound"/> (no such node), <see cref="MeshErrorCode.ConnectionRefused"/>
+    /// <see cref="MeshErrorCode.PeerNotFound"/> (no such node), <see cref="MeshErrorCode.PolicyDenied"/> (the
+    /// tailnet policy does not allow this node to connect there), <see cref="MeshErrorCode.ConnectionRefused"/>
     /// (nothing listens there), <see cref="MeshErrorCode.TimedOut"/> (no answer),
     /// <see cref="MeshErrorCode.HostUnreachable"/> (the node's key expired, it has no address of
     /// that family, this node itself, or the network said so), <see cref="MeshErrorCode.ConnectionReset"/>.
@@ -145,8 +146,13 @@ public sealed partial class MeshNode
                 SocketError.TimedOut => MeshErrorCode.TimedOut,
                 SocketError.ConnectionReset => MeshErrorCode.ConnectionReset,
                 SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.HostDown => MeshErrorCode.HostUnreachable,
+                SocketError.AccessDenied => MeshErrorCode.PolicyDenied,
                 _ => MeshErrorCode.InternalError,
             };
+            if (code == MeshErrorCode.PolicyDenied)
+            {
+                throw new MeshException(code, $"Connecting to {node.Name} ({remote}) failed: the tailnet policy does not allow this node to connect to {node.Name} port {port}.", e);
+            }
             throw new MeshException(code, $"Connecting to {node.Name} ({remote}) failed: {Describe(e.SocketErrorCode)}.", e);
         }
         return new MeshConnection(tcp, MeshPeerIdentity.From(map, node));

@@ -8,7 +8,8 @@ public sealed partial class MeshNode
 {
     /// <summary>
     /// A snapshot of the node: itself, its link to the coordination service, and every peer of
-    /// the netmap with what the WireGuard device measured (endpoint, last handshake, bytes).
+    /// the netmap with what the WireGuard device measured (endpoint, last handshake, bytes), and
+    /// the packet filter's state (policy enforced and version, packets denied by reason).
     /// </summary>
     /// <exception cref="ObjectDisposedException">The node has been disposed.</exception>
     public MeshNodeStatus GetStatus()
@@ -47,6 +48,7 @@ public sealed partial class MeshNode
             });
         }
         var failure = _mapLoop?.LastFailure;
+        var filter = _dataPlane.Filter;
         return new MeshNodeStatus
         {
             Self = MeshPeerIdentity.From(map, map.Self),
@@ -58,6 +60,12 @@ public sealed partial class MeshNode
             LastControlError = failure?.Code,
             LastControlErrorMessage = failure?.Message,
             NetmapSequence = map.Sequence,
+            PolicyEnforced = filter.Enforced,
+            PolicyVersion = filter.PolicyVersion,
+            PacketsDeniedByPolicy = filter.TotalDenied,
+            PolicyDenials = filter.DenialsSnapshot(),
+            TrackedFlows = filter.Tracker.Count,
+            TrackedFlowsEvicted = filter.Tracker.Evictions,
             Peers = peers,
         };
     }

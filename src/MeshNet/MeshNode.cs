@@ -113,7 +113,7 @@ public sealed partial class MeshNode : IAsyncDisposable
     /// <summary>
     /// The node of the tailnet that owns <paramref name="address"/> (a tailnet address of a
     /// peer, or of this node), from the current netmap; null when none does. Use it to learn who
-    /// sent a UDP datagram.
+    /// sent a UDP datagram. <see cref="WhoIsAsync"/> is the same lookup.
     /// </summary>
     public MeshPeerIdentity? FindPeer(IPAddress address)
     {
@@ -125,6 +125,23 @@ public sealed partial class MeshNode : IAsyncDisposable
         }
         var node = map.FindByAddress(address);
         return node is null ? null : MeshPeerIdentity.From(map, node);
+    }
+
+    /// <summary>
+    /// Who is behind a tailnet address: the identity (node, names, addresses, tags, user) of the
+    /// peer, or of this node, that owns <paramref name="address"/> in the current netmap; null
+    /// when no node does. The answer is local (no call to the coordination service), so it
+    /// completes synchronously; the token is only checked first.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public ValueTask<MeshPeerIdentity?> WhoIsAsync(IPAddress address, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<MeshPeerIdentity?>(cancellationToken);
+        }
+        return ValueTask.FromResult(FindPeer(address));
     }
 
     /// <summary>
@@ -151,7 +168,8 @@ public sealed partial class MeshNode : IAsyncDisposable
             MeshLog.SelfAddressesChanged(_logger, string.Join(", ", map.Self.Addresses), string.Join(", ", _addresses));
         }
         _netmap = map;
-        _dataPlane!.Peers!.Apply(map);
+        _dataPlane!.Filter.Update(map.Filter, map.FilterEnforced, map.PolicyVersion); // before the peers: new peers meet the new rules
+        _dataPlane.Peers!.Apply(map);
     }
 
     private MeshException PeerNotFound(NetmapSnapshot map, string host) =>

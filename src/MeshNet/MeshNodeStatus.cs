@@ -37,6 +37,24 @@ public sealed class MeshNodeStatus
     /// <summary>The sequence number of the last netmap message applied.</summary>
     public ulong NetmapSequence { get; init; }
 
+    /// <summary>True while the tailnet policy is enforced on inbound packets (false: everything from the tailnet is admitted).</summary>
+    public bool PolicyEnforced { get; init; }
+
+    /// <summary>The version of the tailnet policy in force (0: no policy).</summary>
+    public ulong PolicyVersion { get; init; }
+
+    /// <summary>Inbound packets the node's filter dropped because the tailnet policy does not admit them, since the node started.</summary>
+    public long PacketsDeniedByPolicy { get; init; }
+
+    /// <summary><see cref="PacketsDeniedByPolicy"/> by reason (the reasons with a non-zero count).</summary>
+    public IReadOnlyDictionary<MeshPolicyDenialReason, long> PolicyDenials { get; init; } = new Dictionary<MeshPolicyDenialReason, long>();
+
+    /// <summary>Flows this node opened that its connection tracking follows (so that their replies pass the filter).</summary>
+    public int TrackedFlows { get; init; }
+
+    /// <summary>Tracked flows evicted because the tracking table was full (their replies are then judged by the policy).</summary>
+    public long TrackedFlowsEvicted { get; init; }
+
     /// <summary>The peers, by node id.</summary>
     public IReadOnlyList<MeshPeerStatus> Peers { get; init; } = [];
 

@@ -13,8 +13,9 @@ namespace MeshNet;
 public sealed class MeshPeerIdentity
 {
     internal MeshPeerIdentity(ulong nodeId, string name, string fqdn, IReadOnlyList<IPAddress> addresses,
-        IReadOnlyList<string> tags, WireGuardPublicKey? publicKey)
+        IReadOnlyList<string> tags, WireGuardPublicKey? publicKey, string user = "")
     {
+        User = user;
         NodeId = nodeId;
         Name = name;
         Fqdn = fqdn;
@@ -38,6 +39,12 @@ public sealed class MeshPeerIdentity
     /// <summary>The node's tags (for example <c>tag:web</c>).</summary>
     public IReadOnlyList<string> Tags { get; }
 
+    /// <summary>
+    /// The user the node belongs to (as the tailnet policy names users, for example
+    /// <c>alice@example.com</c>); empty for tagged nodes, which belong to no user.
+    /// </summary>
+    public string User { get; }
+
     /// <summary>The node's WireGuard public key (null when the service sent an invalid one).</summary>
     public WireGuardPublicKey? PublicKey { get; }
 
@@ -45,7 +52,7 @@ public sealed class MeshPeerIdentity
     public bool HasTag(string tag) => Tags.Contains(tag, StringComparer.Ordinal);
 
     internal static MeshPeerIdentity From(NetmapSnapshot map, NetmapNode node) =>
-        new(node.Id, node.Name, map.FqdnOf(node), NameResolver.OrderedAddresses(node), [.. node.Tags], node.Key);
+        new(node.Id, node.Name, map.FqdnOf(node), NameResolver.OrderedAddresses(node), [.. node.Tags], node.Key, node.User);
 
     /// <summary>The name and addresses.</summary>
     public override string ToString() => $"{Fqdn} ({string.Join(", ", Addresses)})";

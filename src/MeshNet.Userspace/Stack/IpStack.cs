@@ -90,6 +90,7 @@ public sealed partial class IpStack : IPacketSink, IAsyncDisposable, IDisposable
             ReassemblyTimeout = options.ReassemblyTimeout,
             IcmpErrorsPerSecond = options.IcmpErrorsPerSecond,
             Tcp = options.Tcp,
+            InboundFilter = options.InboundFilter,
         };
         var stack = new IpStack(snapshot);
         StackLog.Started(stack._context.Logger, string.Join(", ", stack._addresses), snapshot.Mtu);

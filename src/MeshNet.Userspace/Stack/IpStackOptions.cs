@@ -43,6 +43,13 @@ public sealed class IpStackOptions
     /// <summary>TCP settings.</summary>
     public TcpStackOptions Tcp { get; set; } = new();
 
+    /// <summary>
+    /// A packet filter that judges every inbound datagram (after reassembly, before transports)
+    /// and is told about every datagram sent; default none (everything addressed to the stack is
+    /// processed). Denied datagrams count as <see cref="StackDropReason.FilterDenied"/>.
+    /// </summary>
+    public IInboundPacketFilter? InboundFilter { get; set; }
+
     internal void Validate()
     {
         if (Link is null)

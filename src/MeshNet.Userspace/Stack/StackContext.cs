@@ -43,6 +43,9 @@ internal sealed class StackContext
 
     public int Mtu => Options.Mtu;
 
+    /// <summary>The inbound packet filter, or null.</summary>
+    public IInboundPacketFilter? Filter => Options.InboundFilter;
+
     /// <summary>True when <paramref name="address"/> is one of the stack's own. Allocation-free.</summary>
     public bool IsLocal(NetAddress address)
     {

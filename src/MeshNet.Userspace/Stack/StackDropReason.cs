@@ -120,4 +120,12 @@ public enum StackDropReason
 
     /// <summary>A connection refused because the stack holds <see cref="TcpStackOptions.MaxConnections"/>.</summary>
     TcpConnectionLimit,
+
+    // ---- filter ----
+
+    /// <summary>
+    /// Denied by <see cref="IpStackOptions.InboundFilter"/> (the filter counts why); a rejected
+    /// datagram is answered with ICMP "administratively prohibited", rate-limited.
+    /// </summary>
+    FilterDenied,
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using MeshNet.Filter;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Stack;
@@ -11,7 +12,8 @@ namespace MeshNet.DataPlane;
 /// <summary>
 /// A node's data plane: a WireGuard device on a UDP socket, and the TCP/IP stack holding the
 /// node's tailnet addresses, wired together (device → stack through <see cref="DeferredPacketSink"/>,
-/// stack → device directly), plus the <see cref="PeerConfigurator"/> that keeps the device's
+/// stack → device directly), the stack's inbound <see cref="PacketFilter"/> (the tailnet policy,
+/// with connection tracking), plus the <see cref="PeerConfigurator"/> that keeps the device's
 /// peers in line with the netmap. Built in two steps because the device must be bound before
 /// registration (to fail fast on a taken port and to know the port) while the stack needs the
 /// addresses that registration returns.
@@ -39,9 +41,16 @@ internal sealed class NodeDataPlane : IAsyncDisposable
         _time = time;
         _loggerFactory = loggerFactory;
         _logger = logger;
+        Filter = new PacketFilter(time, logger);
     }
 
     public WireGuardDevice Device { get; }
+
+    /// <summary>
+    /// The packet filter the stack consults; it exists from the start (admitting everything
+    /// until a netmap enforces a policy) so that netmaps can update it before the stack runs.
+    /// </summary>
+    public PacketFilter Filter { get; }
 
     /// <summary>The stack; null until <see cref="StartStack"/>.</summary>
     public IpStack? Stack => _stack;
@@ -100,6 +109,7 @@ internal sealed class NodeDataPlane : IAsyncDisposable
             TimeProvider = _time,
             LoggerFactory = _loggerFactory,
             Tcp = tcp ?? new TcpStackOptions(),
+            InboundFilter = Filter,
         });
         var bind = _bindAddress;
         _peers = new PeerConfigurator(new DevicePeerTarget(Device), _time, endpoint => LocalEndpoints.CanReach(bind, endpoint), _logger);
@@ -127,6 +137,7 @@ internal sealed class NodeDataPlane : IAsyncDisposable
         finally
         {
             _inbound.Target = null;
+            Filter.Dispose();
             await Device.DisposeAsync().ConfigureAwait(false);
         }
     }

@@ -125,6 +125,17 @@ internal static partial class MeshLog
     [LoggerMessage(EventId = 4104, Level = LogLevel.Warning, Message = "Connection from {Remote} refused: the address belongs to no node of the netmap")]
     public static partial void ConnectionFromUnknownPeer(ILogger logger, IPEndPoint remote);
 
+    // ------------------------------------------------------------------ packet filter (4130-4139)
+
+    [LoggerMessage(EventId = 4130, Level = LogLevel.Information, Message = "Packet filter: policy {Enforcement}, version {PolicyVersion}, {Rules} rules")]
+    public static partial void FilterUpdated(ILogger logger, string enforcement, ulong policyVersion, int rules);
+
+    [LoggerMessage(EventId = 4131, Level = LogLevel.Warning, Message = "Packet filter: {Invalid} prefixes, port ranges or protocols of policy version {PolicyVersion} cannot be used and were skipped")]
+    public static partial void FilterInvalidEntries(ILogger logger, int invalid, ulong policyVersion);
+
+    [LoggerMessage(EventId = 4132, Level = LogLevel.Debug, Message = "Packet denied by policy ({Reason}): {Flow}; {Suppressed} more denials not logged since the last message")]
+    public static partial void PacketDenied(ILogger logger, MeshPolicyDenialReason reason, string flow, long suppressed);
+
     // ------------------------------------------------------------------ state stores (4150-4199)
 
     [LoggerMessage(EventId = 4150, Level = LogLevel.Debug, Message = "Node state saved to {Path}")]

@@ -6,7 +6,8 @@ namespace MeshNet.Netmap;
 /// <summary>
 /// Applies map-stream messages to netmap snapshots: a <see cref="FullMap"/> replaces everything,
 /// a <see cref="MapDelta"/> changes a copy of the current snapshot in the protocol's field order
-/// (peers changed, peers removed, patches, self, filter chunks). Pure functions: no I/O, no clock.
+/// (peers changed, peers removed, patches, self, filter chunks, filter enforcement, policy
+/// version). Pure functions: no I/O, no clock.
 /// </summary>
 internal static class NetmapApplier
 {
@@ -42,6 +43,8 @@ internal static class NetmapApplier
             Peers = peers.ToImmutable(),
             Domain = NormalizeDomain(full.Domain),
             Filter = filter.ToImmutable(),
+            FilterEnforced = full.FilterEnforced,
+            PolicyVersion = full.PolicyVersion,
             Session = session,
             Sequence = sequence,
         };
@@ -116,6 +119,8 @@ internal static class NetmapApplier
             Peers = peers.ToImmutable(),
             Domain = current.Domain,
             Filter = filter,
+            FilterEnforced = delta.HasFilterEnforced ? delta.FilterEnforced : current.FilterEnforced,
+            PolicyVersion = delta.HasPolicyVersion ? delta.PolicyVersion : current.PolicyVersion,
             Session = current.Session,
             Sequence = sequence,
         };

@@ -31,6 +31,9 @@ internal sealed record NetmapNode
 
     public ImmutableArray<string> Tags { get; init; } = [];
 
+    /// <summary>The user the node belongs to; empty for tagged nodes.</summary>
+    public string User { get; init; } = "";
+
     public bool Online { get; init; }
 
     public bool Ephemeral { get; init; }
@@ -67,6 +70,7 @@ internal sealed record NetmapNode
             Addresses = ParseAddresses(node.Addresses),
             Endpoints = ParseEndpoints(node.Endpoints),
             Tags = [.. node.Tags],
+            User = node.User,
             Online = node.Online,
             Ephemeral = node.Ephemeral,
             KeyExpiry = ToTime(node.KeyExpiry),

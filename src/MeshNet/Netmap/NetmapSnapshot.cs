@@ -26,6 +26,12 @@ internal sealed class NetmapSnapshot
     /// <summary>Packet-filter chunks by name (none: everything inside the tailnet is allowed).</summary>
     public ImmutableSortedDictionary<string, FilterChunk> Filter { get; init; } = ImmutableSortedDictionary<string, FilterChunk>.Empty.WithComparers(StringComparer.Ordinal);
 
+    /// <summary>True when <see cref="Filter"/> is enforced; false: everything inside the tailnet is allowed.</summary>
+    public bool FilterEnforced { get; init; }
+
+    /// <summary>The version of the tailnet policy the filter reflects (0: no policy).</summary>
+    public ulong PolicyVersion { get; init; }
+
     /// <summary>The map-stream session this snapshot belongs to.</summary>
     public required string Session { get; init; }
 

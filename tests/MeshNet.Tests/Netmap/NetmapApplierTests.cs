@@ -145,6 +145,40 @@ public sealed class NetmapApplierTests
     }
 
     [Fact]
+    public void FilterEnforcementAndPolicyVersionComeFromTheFullMapAndChangeOnlyWhenADeltaCarriesThem()
+    {
+        var full = Full(Node(1), Node(2));
+        full.FilterEnforced = true;
+        full.PolicyVersion = 7;
+        var map = NetmapApplier.ApplyFull(full, "s", 1);
+        map.FilterEnforced.Should().BeTrue();
+        map.PolicyVersion.Should().Be(7);
+
+        var unrelated = NetmapApplier.ApplyDelta(map, new MapDelta { PeersRemoved = { 2 } }, 2, out _);
+        unrelated.FilterEnforced.Should().BeTrue();
+        unrelated.PolicyVersion.Should().Be(7);
+        unrelated.Filter.Should().BeSameAs(map.Filter, "an untouched filter keeps its collection (the node then skips recompiling)");
+
+        var stopped = NetmapApplier.ApplyDelta(unrelated, new MapDelta { FilterEnforced = false, PolicyVersion = 0 }, 3, out _);
+        stopped.FilterEnforced.Should().BeFalse();
+        stopped.PolicyVersion.Should().Be(0);
+
+        var versionOnly = NetmapApplier.ApplyDelta(stopped, new MapDelta { PolicyVersion = 9 }, 4, out _);
+        versionOnly.FilterEnforced.Should().BeFalse();
+        versionOnly.PolicyVersion.Should().Be(9);
+    }
+
+    [Fact]
+    public void TheUserOfANodeIsKept()
+    {
+        var peer = Node(2);
+        peer.User = "alice@example.com";
+        var map = Map(Node(1), peer, Node(3, tags: ["tag:web"]));
+        map.Peers[2].User.Should().Be("alice@example.com");
+        map.Peers[3].User.Should().BeEmpty();
+    }
+
+    [Fact]
     public void LookupsByAddressAndName()
     {
         var map = Map(Node(1, "self"), Node(2, "web"), Node(3, "db"));

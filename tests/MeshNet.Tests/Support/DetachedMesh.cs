@@ -16,6 +16,7 @@ internal sealed class DetachedMesh : IAsyncDisposable
 {
     private readonly List<MeshNode> _nodes = [];
     private readonly Dictionary<MeshNode, Node> _records = [];
+    private readonly Dictionary<MeshNode, (bool Enforced, ulong Version, FilterChunk[] Chunks)> _filters = [];
     private ulong _sequence = 1;
 
     public IReadOnlyList<MeshNode> Nodes => _nodes;
@@ -84,9 +85,19 @@ internal sealed class DetachedMesh : IAsyncDisposable
                 continue;
             }
             var peers = _nodes.Where(peer => peer != node && (includePeer?.Invoke(peer) ?? true)).Select(peer => _records[peer]).ToArray();
-            node.ApplyNetmap(NetmapApplier.ApplyFull(TestNodes.Full(_records[node], peers), "detached", _sequence));
+            var full = TestNodes.Full(_records[node], peers);
+            if (_filters.TryGetValue(node, out var filter))
+            {
+                full.Filter.Add(filter.Chunks);
+                full.FilterEnforced = filter.Enforced;
+                full.PolicyVersion = filter.Version;
+            }
+            node.ApplyNetmap(NetmapApplier.ApplyFull(full, "detached", _sequence));
         }
     }
+
+    /// <summary>Sets the packet filter a node's netmaps carry (applied by the next <see cref="Publish"/>).</summary>
+    public void SetFilter(MeshNode node, bool enforced, ulong version, params FilterChunk[] chunks) => _filters[node] = (enforced, version, chunks);
 
     /// <summary>Expires a node's key (in the records) at <paramref name="when"/>.</summary>
     public void SetKeyExpiry(MeshNode node, DateTimeOffset when) => _records[node].KeyExpiry = Timestamp.FromDateTimeOffset(when);

@@ -86,6 +86,30 @@ public sealed class TcpSynStateTests
     }
 
     [Fact]
+    public async Task IcmpAdministrativelyProhibitedFailsAConnectWithAccessDenied()
+    {
+        using var h = new TcpHarness();
+        var syn = h.StartActive(out var c);
+        h.Layer.OnIcmpError(IcmpErrorKind.AdministrativelyProhibited, 0, Quote(c.LocalPort, TcpHarness.ListenPort, syn.Seq));
+        c.Cb.State.Should().Be(TcpState.Closed);
+        var act = async () => await c.Cb.WaitConnectedAsync(default);
+        (await act.Should().ThrowAsync<SocketException>()).Which.SocketErrorCode.Should().Be(SocketError.AccessDenied);
+    }
+
+    [Fact]
+    public void AnAdministrativelyProhibitedErrorDuringTheConnectionIsASoftError()
+    {
+        using var h = new TcpHarness(o => o.UserTimeout = TimeSpan.FromSeconds(1));
+        var c = h.EstablishPassive();
+        c.Write(TcpTestConnection.Bytes(10));
+        var data = c.Single();
+        h.Layer.OnIcmpError(IcmpErrorKind.AdministrativelyProhibited, 0, Quote(TcpHarness.ListenPort, TcpHarness.PeerPort, data.Seq));
+        c.Cb.State.Should().Be(TcpState.Established, "a soft error does not abort an established connection");
+        h.Run(TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(50));
+        c.Cb.Error.Should().Be(SocketError.AccessDenied);
+    }
+
+    [Fact]
     public void IcmpErrorsQuotingAnotherSequenceNumberAreIgnored()
     {
         using var h = new TcpHarness();

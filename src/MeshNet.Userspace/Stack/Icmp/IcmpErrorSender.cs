@@ -7,6 +7,7 @@ namespace MeshNet.Userspace.Stack.Icmp;
 
 /// <summary>
 /// Builds and sends the ICMP and ICMPv6 errors the stack originates: port unreachable,
+/// administratively prohibited (for datagrams the inbound filter rejects),
 /// protocol unreachable (IPv4), unrecognized next header (IPv6 parameter problem) and time
 /// exceeded during reassembly. All of them share one token bucket
 /// (<see cref="IpStackOptions.IcmpErrorsPerSecond"/>); a suppressed error counts as
@@ -45,6 +46,26 @@ internal sealed class IcmpErrorSender
         else
         {
             Send(false, offending.Destination, offending.Source, IcmpMessage.V4DestinationUnreachable, IcmpMessage.V4CodePortUnreachable, 0, offending.Packet);
+        }
+    }
+
+    /// <summary>
+    /// Destination unreachable, communication administratively prohibited (IPv4 code 13,
+    /// ICMPv6 code 1): a packet filter refused the datagram. Never about an ICMP message.
+    /// </summary>
+    public void AdministrativelyProhibited(in IpPacketInfo offending)
+    {
+        if (offending.Protocol is IpProtocol.Icmp or IpProtocol.IcmpV6)
+        {
+            return;
+        }
+        if (offending.IsIPv6)
+        {
+            Send(true, offending.Destination, offending.Source, IcmpMessage.V6DestinationUnreachable, IcmpMessage.V6CodeAdministrativelyProhibited, 0, offending.Packet);
+        }
+        else
+        {
+            Send(false, offending.Destination, offending.Source, IcmpMessage.V4DestinationUnreachable, IcmpMessage.V4CodeCommunicationProhibited, 0, offending.Packet);
         }
     }
 

@@ -15,7 +15,8 @@ namespace MeshNet.Userspace.Stack.Icmp;
 /// <see cref="IcmpErrorSender"/>).</para>
 /// <para>Errors passed to transports: destination unreachable (port and protocol unreachable
 /// become <see cref="IcmpErrorKind.PortUnreachable"/>, fragmentation needed
-/// <see cref="IcmpErrorKind.PacketTooBig"/>, the other codes
+/// <see cref="IcmpErrorKind.PacketTooBig"/>, administratively prohibited (IPv4 codes 9, 10, 13,
+/// ICMPv6 code 1) <see cref="IcmpErrorKind.AdministrativelyProhibited"/>, the other codes
 /// <see cref="IcmpErrorKind.HostUnreachable"/>), ICMPv6 packet too big, time exceeded, and
 /// ICMPv6 parameter problem "unrecognized next header" (as protocol unreachable). The reported
 /// MTU is raised to 576 (IPv4) or 1280 (IPv6) when smaller, as RFC 1191 and RFC 8201 allow
@@ -61,6 +62,8 @@ internal sealed class IcmpLayer
                 {
                     IcmpMessage.V4CodeProtocolUnreachable or IcmpMessage.V4CodePortUnreachable => IcmpErrorKind.PortUnreachable,
                     IcmpMessage.V4CodeFragmentationNeeded => IcmpErrorKind.PacketTooBig,
+                    IcmpMessage.V4CodeNetworkProhibited or IcmpMessage.V4CodeHostProhibited
+                        or IcmpMessage.V4CodeCommunicationProhibited => IcmpErrorKind.AdministrativelyProhibited,
                     _ => IcmpErrorKind.HostUnreachable,
                 };
                 int mtu = kind == IcmpErrorKind.PacketTooBig ? Math.Max((int)BinaryPrimitives.ReadUInt16BigEndian(message[6..]), MinIPv4PathMtu) : 0;
@@ -101,7 +104,12 @@ internal sealed class IcmpLayer
                 SendEchoReply(ip, message, IcmpMessage.V6EchoReply);
                 break;
             case IcmpMessage.V6DestinationUnreachable:
-                var kind = code == IcmpMessage.V6CodePortUnreachable ? IcmpErrorKind.PortUnreachable : IcmpErrorKind.HostUnreachable;
+                var kind = code switch
+                {
+                    IcmpMessage.V6CodePortUnreachable => IcmpErrorKind.PortUnreachable,
+                    IcmpMessage.V6CodeAdministrativelyProhibited => IcmpErrorKind.AdministrativelyProhibited,
+                    _ => IcmpErrorKind.HostUnreachable,
+                };
                 PassError(ip, kind, 0, message[IcmpMessage.HeaderLength..]);
                 break;
             case IcmpMessage.V6PacketTooBig:

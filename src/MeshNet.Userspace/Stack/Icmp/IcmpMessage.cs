@@ -18,6 +18,9 @@ internal static class IcmpMessage
     public const byte V4CodeProtocolUnreachable = 2;
     public const byte V4CodePortUnreachable = 3;
     public const byte V4CodeFragmentationNeeded = 4;
+    public const byte V4CodeNetworkProhibited = 9;
+    public const byte V4CodeHostProhibited = 10;
+    public const byte V4CodeCommunicationProhibited = 13;
     public const byte V4CodeReassemblyTimeExceeded = 1;
 
     // ICMPv6
@@ -28,6 +31,7 @@ internal static class IcmpMessage
     public const byte V6EchoRequest = 128;
     public const byte V6EchoReply = 129;
 
+    public const byte V6CodeAdministrativelyProhibited = 1;
     public const byte V6CodePortUnreachable = 4;
     public const byte V6CodeReassemblyTimeExceeded = 1;
     public const byte V6CodeUnrecognizedNextHeader = 1;

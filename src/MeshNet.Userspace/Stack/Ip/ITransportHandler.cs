@@ -25,7 +25,7 @@ internal enum IcmpErrorKind
     /// <summary>Port or protocol unreachable: the peer says nobody is there.</summary>
     PortUnreachable,
 
-    /// <summary>Network/host unreachable or administratively prohibited.</summary>
+    /// <summary>Network or host unreachable (and the other unreachable codes).</summary>
     HostUnreachable,
 
     /// <summary>Fragmentation needed (IPv4) or packet too big (IPv6), with the next-hop MTU.</summary>
@@ -33,4 +33,11 @@ internal enum IcmpErrorKind
 
     /// <summary>TTL or hop limit exceeded, or reassembly time exceeded.</summary>
     TimeExceeded,
+
+    /// <summary>
+    /// Communication administratively prohibited (IPv4 codes 9, 10, 13; ICMPv6 code 1): a
+    /// packet filter at the destination refused the packet. Reported as
+    /// <see cref="System.Net.Sockets.SocketError.AccessDenied"/>.
+    /// </summary>
+    AdministrativelyProhibited,
 }

@@ -15,7 +15,9 @@ namespace MeshNet.Userspace.Stack.Ip;
 /// the IPv4 header checksum; the destination is one of the stack's addresses (so multicast and
 /// broadcast never are); the source is unicast and not ours (IPv4-mapped addresses are refused
 /// in IPv6 headers); IPv6 extension headers; then reassembly for fragments. IPv4 options are
-/// skipped, not interpreted. The TTL is not checked: we are the destination (RFC 1122 3.2.1.7).</para>
+/// skipped, not interpreted. The TTL is not checked: we are the destination (RFC 1122 3.2.1.7).
+/// Then the inbound filter (<see cref="IpStackOptions.InboundFilter"/>), if any, judges the whole
+/// datagram (after reassembly, so fragments are never judged alone).</para>
 /// <para>Unknown transport protocols are answered with ICMP protocol unreachable (IPv4) or an
 /// ICMPv6 parameter problem pointing at the next-header field (IPv6), rate-limited.</para>
 /// <para>The packet handed to a transport is a private copy in a pooled buffer (the link's
@@ -162,6 +164,20 @@ internal sealed partial class IpLayer
         byte trafficClass = ipv6 ? (byte)((packet[0] << 4) | (packet[1] >> 4)) : packet[1];
         var info = new IpPacketInfo(source, destination, protocol, hopLimit, trafficClass, packet);
         Span<byte> payload = packet[transportOffset..];
+        if (_context.Filter is { } filter)
+        {
+            var headers = DatagramHeaders.Parse(source, destination, protocol, payload);
+            var verdict = filter.Inspect(headers);
+            if (verdict != FilterVerdict.Accept)
+            {
+                Drop(StackDropReason.FilterDenied);
+                if (verdict == FilterVerdict.Reject)
+                {
+                    _errors.AdministrativelyProhibited(info);
+                }
+                return;
+            }
+        }
         switch (protocol)
         {
             case IpProtocol.Udp:

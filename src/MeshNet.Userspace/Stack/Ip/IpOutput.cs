@@ -65,6 +65,10 @@ internal sealed class IpOutput : IIpOutput
         {
             return false;
         }
+        if (_context.Filter is { } filter)
+        {
+            filter.OnSent(DatagramHeaders.Parse(source, destination, protocol, buffer.AsSpan(IIpOutput.HeaderRoom, length)));
+        }
         return source.IsIPv4
             ? SendIPv4(source, destination, protocol, buffer, length, trafficClass)
             : SendIPv6(source, destination, protocol, buffer, length, trafficClass);

@@ -204,7 +204,13 @@ internal sealed partial class TcpControlBlock
                     break;
                 case IcmpErrorKind.PortUnreachable:
                 case IcmpErrorKind.HostUnreachable:
-                    var error = kind == IcmpErrorKind.PortUnreachable ? SocketError.ConnectionRefused : SocketError.HostUnreachable;
+                case IcmpErrorKind.AdministrativelyProhibited:
+                    var error = kind switch
+                    {
+                        IcmpErrorKind.PortUnreachable => SocketError.ConnectionRefused,
+                        IcmpErrorKind.AdministrativelyProhibited => SocketError.AccessDenied, // a filter refused us
+                        _ => SocketError.HostUnreachable,
+                    };
                     if (State == TcpState.SynSent)
                     {
                         Destroy(error);

@@ -42,6 +42,7 @@ public sealed partial class UdpSocket
         {
             IcmpErrorKind.PortUnreachable => SocketError.ConnectionRefused,
             IcmpErrorKind.HostUnreachable => SocketError.HostUnreachable,
+            IcmpErrorKind.AdministrativelyProhibited => SocketError.AccessDenied,
             _ => SocketError.Success, // soft errors (time exceeded, packet too big) are not reported, as on Linux
         };
         if (error == SocketError.Success)
