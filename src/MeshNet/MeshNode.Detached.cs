@@ -39,4 +39,10 @@ public sealed partial class MeshNode
         ThrowIfDisposed();
         OnNetmap(netmap);
     }
+
+    /// <summary>
+    /// The node's WireGuard device, for tests that write crafted IP packets into it (they are
+    /// encrypted to the peer that cryptokey routing selects, as the stack's packets are).
+    /// </summary>
+    internal Userspace.WireGuard.WireGuardDevice Device => _dataPlane?.Device ?? throw new InvalidOperationException("The node has not started.");
 }

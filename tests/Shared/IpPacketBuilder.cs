@@ -12,6 +12,7 @@ namespace MeshNet.Tests.Shared;
 internal static class IpPacketBuilder
 {
     public const byte ProtocolIcmp = 1;
+    public const byte ProtocolTcp = 6;
     public const byte ProtocolUdp = 17;
     public const byte ProtocolIcmpV6 = 58;
 
@@ -26,6 +27,49 @@ internal static class IpPacketBuilder
         ushort checksum = TransportChecksum(source, destination, ProtocolUdp, udp);
         BinaryPrimitives.WriteUInt16BigEndian(udp.AsSpan(6), checksum == 0 ? (ushort)0xFFFF : checksum);
         return Wrap(source, destination, ProtocolUdp, udp);
+    }
+
+    /// <summary>An IPv4 or IPv6 TCP segment (20-byte header, no options) with a valid checksum.</summary>
+    public static byte[] Tcp(IPAddress source, IPAddress destination, ushort sourcePort, ushort destinationPort, uint sequence,
+        uint acknowledgment, byte flags, ReadOnlySpan<byte> payload = default)
+    {
+        var tcp = new byte[20 + payload.Length];
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(2), destinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp.AsSpan(4), sequence);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp.AsSpan(8), acknowledgment);
+        tcp[12] = 5 << 4;
+        tcp[13] = flags;
+        BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(14), 65535);
+        payload.CopyTo(tcp.AsSpan(20));
+        BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(16), TransportChecksum(source, destination, ProtocolTcp, tcp));
+        return Wrap(source, destination, ProtocolTcp, tcp);
+    }
+
+    /// <summary>
+    /// Splits an IPv4 packet (as <see cref="Wrap"/> makes it) into two fragments, the first
+    /// carrying <paramref name="firstLength"/> bytes of its payload (a multiple of 8).
+    /// </summary>
+    public static byte[][] FragmentV4(byte[] packet, int firstLength, ushort identification)
+    {
+        if (firstLength % 8 != 0 || firstLength <= 0 || firstLength >= packet.Length - 20)
+        {
+            throw new ArgumentOutOfRangeException(nameof(firstLength));
+        }
+        var payload = packet.AsSpan(20);
+        byte[] Piece(ReadOnlySpan<byte> part, int offset, bool more)
+        {
+            var fragment = new byte[20 + part.Length];
+            packet.AsSpan(0, 20).CopyTo(fragment);
+            BinaryPrimitives.WriteUInt16BigEndian(fragment.AsSpan(2), (ushort)fragment.Length);
+            BinaryPrimitives.WriteUInt16BigEndian(fragment.AsSpan(4), identification);
+            BinaryPrimitives.WriteUInt16BigEndian(fragment.AsSpan(6), (ushort)((more ? 0x2000 : 0) | (offset / 8)));
+            fragment[10] = fragment[11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(fragment.AsSpan(10), Fold(Sum(fragment.AsSpan(0, 20), 0)));
+            part.CopyTo(fragment.AsSpan(20));
+            return fragment;
+        }
+        return [Piece(payload[..firstLength], 0, more: true), Piece(payload[firstLength..], firstLength, more: false)];
     }
 
     /// <summary>An ICMP (IPv4) or ICMPv6 echo request.</summary>
