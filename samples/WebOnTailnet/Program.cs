@@ -52,6 +52,8 @@ try
     });
 
     await app.StartAsync();
+    // What Kestrel listens on: the tailnet endpoint and nothing else.
+    Console.WriteLine($"Kestrel listens on: {string.Join(", ", app.Urls)}");
     Console.WriteLine($"Serving http://{node.Fqdn}:{port}/ on the tailnet only; Ctrl+C to stop");
     await app.WaitForShutdownAsync();
     Console.WriteLine("Stopped.");
