@@ -34,6 +34,7 @@ internal sealed class MeshConnectionContext : ConnectionContext,
     IConnectionEndPointFeature, IMeshPeerFeature
 {
     private readonly MeshConnection _connection;
+    private readonly IDuplexPipe _originalTransport;
     private readonly CancellationTokenSource _closed = new();
     private readonly FeatureCollection _features = new();
     private IDictionary<object, object?>? _items;
@@ -48,7 +49,8 @@ internal sealed class MeshConnectionContext : ConnectionContext,
         LocalEndPoint = connection.LocalEndPoint;
         RemoteEndPoint = connection.RemoteEndPoint;
         ConnectionClosed = _closed.Token;
-        Transport = new MeshTransport(new MeshTransportInput(connection.Input, this), connection.Output);
+        _originalTransport = new MeshTransport(new MeshTransportInput(connection.Input, this), connection.Output);
+        Transport = _originalTransport;
         _features.Set<IConnectionIdFeature>(this);
         _features.Set<IConnectionTransportFeature>(this);
         _features.Set<IConnectionItemsFeature>(this);
@@ -99,8 +101,9 @@ internal sealed class MeshConnectionContext : ConnectionContext,
         {
             return;
         }
-        Transport.Input.Complete();
-        Transport.Output.Complete();
+        // The connection's own pipes, even if connection middleware (TLS) replaced Transport.
+        _originalTransport.Input.Complete();
+        _originalTransport.Output.Complete();
         await _connection.DisposeAsync().ConfigureAwait(false);
         if (Interlocked.Exchange(ref _closedFired, 1) == 0)
         {

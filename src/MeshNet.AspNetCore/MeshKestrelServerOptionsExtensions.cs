@@ -17,8 +17,9 @@ public static class MeshKestrelServerOptionsExtensions
     /// <see cref="MeshNode.CreateHttpMessageHandler"/> sends for a request of version 2.0 with
     /// <see cref="HttpVersionPolicy.RequestVersionExact"/>), give the endpoint
     /// <c>Protocols = HttpProtocols.Http2</c>, typically on a second port next to an HTTP/1.1 one.
-    /// With TLS (<c>UseHttps</c> in <paramref name="configure"/>, inside the already encrypted
-    /// tunnel) ALPN negotiates either on one endpoint.</para>
+    /// TLS (<c>UseHttps</c> in <paramref name="configure"/>) is Kestrel's own connection
+    /// middleware and applies here as on any endpoint, inside the already encrypted tunnel; ALPN
+    /// then chooses between HTTP/1.1 and HTTP/2 on one endpoint.</para>
     /// <para>Kestrel adds its default <c>http://localhost:5000</c> endpoint only when no endpoint
     /// is configured at all: an app that configures only <c>ListenMesh</c> endpoints serves only
     /// on the tailnet. URLs from configuration (<c>ASPNETCORE_URLS</c>, <c>--urls</c>) are then
