@@ -11,15 +11,16 @@
 //   join-node                      join, print the status, leave
 //   join-node --listen PORT        join and echo every connection on PORT until Ctrl+C
 //   join-node --dial HOST:PORT     join, send a line to HOST:PORT, print the reply, leave
+//   join-node --get URL            join, fetch URL (http://web/) over the tailnet, print the response, leave
 //
-// Exit codes: 0 success, 1 a MeshNet failure (code and message printed), 2 bad settings.
+// Exit codes: 0 success, 1 a MeshNet or HTTP failure (code and message printed), 2 bad settings.
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using MeshNet;
 
 MeshNodeOptions options;
-string? listen = null, dial = null;
+string? listen = null, dial = null, get = null;
 try
 {
     for (int i = 0; i < args.Length; i++)
@@ -32,8 +33,11 @@ try
             case "--dial" when i + 1 < args.Length:
                 dial = args[++i];
                 break;
+            case "--get" when i + 1 < args.Length:
+                get = args[++i];
+                break;
             default:
-                throw new ArgumentException($"unknown argument '{args[i]}' (use --listen PORT or --dial HOST:PORT)");
+                throw new ArgumentException($"unknown argument '{args[i]}' (use --listen PORT, --dial HOST:PORT or --get URL)");
         }
     }
     options = FromEnvironment();
@@ -69,11 +73,22 @@ try
     {
         await DialAsync(node, dial, stop.Token);
     }
+    else if (get is not null)
+    {
+        return await GetAsync(node, get, stop.Token);
+    }
     return 0;
 }
 catch (MeshException e)
 {
     Console.Error.WriteLine($"join-node: {e.ErrorCode}: {e.Message}");
+    return 1;
+}
+catch (HttpRequestException e)
+{
+    Console.Error.WriteLine(e.InnerException is MeshException mesh
+        ? $"join-node: {mesh.ErrorCode}: {mesh.Message}"
+        : $"join-node: the HTTP request failed: {e.Message}");
     return 1;
 }
 catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -149,13 +164,7 @@ static async Task DialAsync(MeshNode node, string target, CancellationToken canc
         throw new MeshException(MeshErrorCode.InvalidConfiguration, $"--dial needs HOST:PORT, not '{target}'.");
     }
     var host = target[..colon].Trim('[', ']');
-    // A peer that joined a moment ago may not be in this node's netmap yet: give it a little time.
-    var deadline = DateTime.UtcNow.AddSeconds(30);
-    while (!IPAddress.TryParse(host, out _) && !node.GetStatus().Peers.Any(peer => peer.Name == host || peer.Identity.Fqdn == host.TrimEnd('.'))
-        && DateTime.UtcNow < deadline)
-    {
-        await Task.Delay(100, cancellationToken);
-    }
+    await WaitForPeerAsync(node, host, cancellationToken);
     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
     timeout.CancelAfter(TimeSpan.FromSeconds(60));
     await using var connection = await node.DialAsync(host, port, timeout.Token);
@@ -165,4 +174,30 @@ static async Task DialAsync(MeshNode node, string target, CancellationToken canc
     using var reader = new StreamReader(connection, Encoding.UTF8);
     var reply = await reader.ReadToEndAsync(timeout.Token);
     Console.WriteLine($"Reply from {connection.Peer.Name} ({connection.RemoteEndPoint}): {reply.TrimEnd('\n')}");
+}
+
+static async Task<int> GetAsync(MeshNode node, string url, CancellationToken cancellationToken)
+{
+    if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+    {
+        throw new MeshException(MeshErrorCode.InvalidConfiguration, $"--get needs an http:// URL, not '{url}'.");
+    }
+    await WaitForPeerAsync(node, uri.Host.Trim('[', ']'), cancellationToken);
+    // Every connection of this client is dialed through the node: http://web/ names a node of the tailnet.
+    using var http = new HttpClient(node.CreateHttpMessageHandler()) { Timeout = TimeSpan.FromSeconds(60) };
+    using var response = await http.GetAsync(uri, cancellationToken);
+    var body = await response.Content.ReadAsStringAsync(cancellationToken);
+    Console.WriteLine($"Response from {uri.Host} ({(int)response.StatusCode} {response.ReasonPhrase}, HTTP/{response.Version}): {body.TrimEnd('\n')}");
+    return response.IsSuccessStatusCode ? 0 : 1;
+}
+
+static async Task WaitForPeerAsync(MeshNode node, string host, CancellationToken cancellationToken)
+{
+    // A peer that joined a moment ago may not be in this node's netmap yet: give it a little time.
+    var deadline = DateTime.UtcNow.AddSeconds(30);
+    while (!IPAddress.TryParse(host, out _) && !node.GetStatus().Peers.Any(peer => peer.Name == host || peer.Identity.Fqdn == host.TrimEnd('.'))
+        && DateTime.UtcNow < deadline)
+    {
+        await Task.Delay(100, cancellationToken);
+    }
 }

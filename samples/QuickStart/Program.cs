@@ -1,6 +1,6 @@
 // MeshNet QuickStart: a coordination service and three nodes in this process. "web" serves a
-// small HTTP page on the tailnet, "client" fetches it by name with HttpClient, the status of
-// every node is printed, and everything shuts down. Runs as a normal user: no root, no TUN
+// small page with ASP.NET Core on the tailnet, "client" fetches it by name with HttpClient over
+// HTTP/1.1 and HTTP/2, the status of every node is printed, and everything shuts down. Runs as a normal user: no root, no TUN
 // device; WireGuard runs over UDP on 127.0.0.1.
 //
 //   dotnet run --project samples/QuickStart
@@ -69,35 +69,37 @@ static async Task RunAsync(CancellationToken cancellationToken)
     }
     await WaitForFullMeshAsync(nodes, cancellationToken);
 
-    // 3. "web" serves a page on port 80 of the tailnet.
-    await using var listener = await web.ListenAsync(80, cancellationToken);
-    await using var server = new TinyHttpServer(listener, connection =>
-        $"<html><body><h1>Hello from {web.Name}</h1><p>You are {connection.Peer.Fqdn} ({connection.RemoteEndPoint.Address}).</p></body></html>");
+    // 3. "web" serves a page with ASP.NET Core on ports 80 (HTTP/1.1) and 8080 (HTTP/2) of the tailnet, and nowhere else.
+    await using var site = await GreetingSite.StartAsync(web, cancellationToken);
 
-    // 4. "client" fetches it by name: HttpClient dials through the node.
-    using var http = new HttpClient(new SocketsHttpHandler
-    {
-        UseProxy = false,
-        ConnectCallback = async (context, token) => await client.DialAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, token),
-    })
+    // 4. "client" fetches it by name: the handler dials every connection through the node.
+    using var http = new HttpClient(client.CreateHttpMessageHandler())
     {
         Timeout = TimeSpan.FromSeconds(30),
     };
-    Console.WriteLine();
-    Console.WriteLine($"client: GET http://web/");
-    using var response = await http.GetAsync("http://web/", cancellationToken);
-    var page = await response.Content.ReadAsStringAsync(cancellationToken);
-    Console.WriteLine($"client: {(int)response.StatusCode} {response.ReasonPhrase}, {page.Length} bytes:");
-    Console.WriteLine($"  {page}");
-    response.EnsureSuccessStatusCode();
+    await FetchAsync(http, "http://web/", HttpVersion.Version11, cancellationToken);
+    await FetchAsync(http, $"http://web:{GreetingSite.Http2Port}/", HttpVersion.Version20, cancellationToken);
 
     // 5. The status of every node.
     Console.WriteLine();
     StatusTable.Write(Console.Out, nodes);
 
-    // 6. Shutting down: disposal (in reverse order) stops the server, the nodes and the service.
+    // 6. Shutting down: disposal (in reverse order) stops the app, the nodes and the service.
     Console.WriteLine();
     Console.WriteLine("Shutting down...");
+}
+
+static async Task FetchAsync(HttpClient http, string url, Version version, CancellationToken cancellationToken)
+{
+    Console.WriteLine();
+    Console.WriteLine($"client: GET {url} (HTTP/{version})");
+    // HTTP/2 without TLS: prior knowledge (h2c), so the version is asked for exactly.
+    using var request = new HttpRequestMessage(HttpMethod.Get, url) { Version = version, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+    using var response = await http.SendAsync(request, cancellationToken);
+    var page = await response.Content.ReadAsStringAsync(cancellationToken);
+    Console.WriteLine($"client: {(int)response.StatusCode} {response.ReasonPhrase}, HTTP/{response.Version}, {page.Length} bytes:");
+    Console.WriteLine($"  {page}");
+    response.EnsureSuccessStatusCode();
 }
 
 static async Task WaitForFullMeshAsync(MeshNode[] nodes, CancellationToken cancellationToken)

@@ -18,11 +18,14 @@ public sealed class SampleTests
         await using var run = await SampleProcess.RunAsync("QuickStart", new Dictionary<string, string>(), Timeout);
         var output = run.Output;
         run.ExitCode.Should().Be(0, output);
-        output.Should().Contain("client: GET http://web/")
+        output.Should().Contain("client: GET http://web/ (HTTP/1.1)")
             .And.Contain("web: GET / HTTP/1.1 from client")
-            .And.Contain("client: 200 OK")
+            .And.Contain("client: 200 OK, HTTP/1.1")
+            .And.Contain("client: GET http://web:8080/ (HTTP/2.0)")
+            .And.Contain("web: GET / HTTP/2 from client")
+            .And.Contain("client: 200 OK, HTTP/2.0")
             .And.Contain("<h1>Hello from web</h1>")
-            .And.Contain("You are client.quickstart.meshnet.internal")
+            .And.Contain("Hello, client! You are client.quickstart.meshnet.internal")
             .And.Contain("Everything shut down cleanly.");
         foreach (var name in new[] { "web", "client", "observer" })
         {
@@ -95,6 +98,60 @@ public sealed class SampleTests
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task WebOnTailnetServesItsGreetingOnlyOnTheTailnetToATestNodeAndToJoinNode()
+    {
+        await using var tailnet = await TestTailnet.StartAsync();
+        var key = await tailnet.Server.CreateAuthKeyAsync("acme", reusable: true);
+        Dictionary<string, string> Node(string? name) => new()
+        {
+            ["MESHNET_CONTROL_URL"] = tailnet.Server.Url,
+            ["MESHNET_AUTH_KEY"] = key,
+            ["MESHNET_HOSTNAME"] = name ?? "",
+            ["MESHNET_BIND_ADDRESS"] = "127.0.0.1",
+        };
+        // The README's steps: the app with the default name, on port 8080 of the tailnet.
+        var environment = Node(null);
+        environment["MESHNET_PORT"] = "8080";
+        environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0"; // ignored: the app has only a tailnet endpoint
+        await using var web = SampleProcess.Start("WebOnTailnet", environment);
+        var domain = tailnet.Domain.Replace(".", @"\.", StringComparison.Ordinal);
+        await web.WaitForLineAsync($@"^Serving http://web\.{domain}:8080/ on the tailnet only", Timeout);
+        web.Output.Should().MatchRegex($@"(?m)^Kestrel listens on: http://web\.{domain}:8080$", "Kestrel bound no ordinary socket (no default localhost endpoint, ASPNETCORE_URLS ignored)");
+
+        // A node of the test fetches the greeting, over HTTP/1.1.
+        var tester = await tailnet.StartNodeAsync("tester", key);
+        await TestTailnet.WaitForPeerAsync(tester, "web");
+        using (var http = new HttpClient(tester.CreateHttpMessageHandler()) { Timeout = Timeout })
+        {
+            (await http.GetStringAsync("http://web:8080/")).Should().Be("Hello, tester!\n");
+        }
+        await web.WaitForLineAsync(@"^GET / HTTP/1\.1 from tester \(100\.", Timeout);
+
+        // samples/JoinNode fetches it too, from a process of its own.
+        await using (var beta = await SampleProcess.RunAsync("JoinNode", Node("beta"), Timeout, "--get", "http://web:8080/"))
+        {
+            beta.ExitCode.Should().Be(0, beta.Output);
+            beta.Output.Should().Contain("Response from web (200 OK, HTTP/1.1): Hello, beta!");
+        }
+    }
+
+    [Fact]
+    public async Task WebOnTailnetNamesTheMissingSettings()
+    {
+        await using var noUrl = await SampleProcess.RunAsync("WebOnTailnet", new Dictionary<string, string> { ["MESHNET_CONTROL_URL"] = "" }, Timeout);
+        noUrl.ExitCode.Should().Be(2, noUrl.Output);
+        noUrl.Output.Should().Contain("set MESHNET_CONTROL_URL");
+
+        await using var noKey = await SampleProcess.RunAsync("WebOnTailnet", new Dictionary<string, string>
+        {
+            ["MESHNET_CONTROL_URL"] = "http://127.0.0.1:9",
+            ["MESHNET_AUTH_KEY"] = "",
+        }, Timeout);
+        noKey.ExitCode.Should().Be(2, noKey.Output);
+        noKey.Output.Should().Contain("set MESHNET_AUTH_KEY");
     }
 
     [Fact]
