@@ -1,7 +1,9 @@
 // MeshNet QuickStart: a coordination service and three nodes in this process. "web" serves a
 // small page with ASP.NET Core on the tailnet, "client" fetches it by name with HttpClient over
-// HTTP/1.1 and HTTP/2, the status of every node is printed, and everything shuts down. Runs as a normal user: no root, no TUN
-// device; WireGuard runs over UDP on 127.0.0.1.
+// HTTP/1.1 and HTTP/2, the status of every node is printed; then an ACL policy lets only
+// alice's "client" reach the site, and bob's "observer" is refused at once by web's packet
+// filter; everything shuts down. Runs as a normal user: no root, no TUN device; WireGuard runs
+// over UDP on 127.0.0.1.
 //
 //   dotnet run --project samples/QuickStart
 //
@@ -48,20 +50,24 @@ static async Task RunAsync(CancellationToken cancellationToken)
     Console.WriteLine("Starting the coordination service (SQLite in a temporary directory)...");
     await using var control = await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions(), cancellationToken);
     var domain = await control.CreateTailnetAsync("quickstart", cancellationToken);
-    var authKey = await control.CreateAuthKeyAsync("quickstart", reusable: true, ephemeral: true, cancellationToken: cancellationToken);
-    Console.WriteLine($"  {control.Url}, tailnet 'quickstart' ({domain}), a reusable ephemeral auth key");
+    // Ephemeral keys: the nodes leave the tailnet by themselves. web's key tags it tag:web; the
+    // other two belong to users, as a policy names them.
+    var webKey = await control.CreateAuthKeyAsync("quickstart", ephemeral: true, tags: ["tag:web"], cancellationToken: cancellationToken);
+    var aliceKey = await control.CreateAuthKeyAsync("quickstart", ephemeral: true, user: Alice, cancellationToken: cancellationToken);
+    var bobKey = await control.CreateAuthKeyAsync("quickstart", ephemeral: true, user: Bob, cancellationToken: cancellationToken);
+    Console.WriteLine($"  {control.Url}, tailnet 'quickstart' ({domain}), ephemeral auth keys for tag:web, {Alice} and {Bob}");
 
     // 2. Three nodes join the tailnet.
-    MeshNodeOptions Options(string name) => new()
+    MeshNodeOptions Options(string name, string authKey) => new()
     {
         ControlUrl = new Uri(control.Url),
         AuthKey = authKey,
         Hostname = name,
         BindAddress = IPAddress.Loopback, // WireGuard over UDP on 127.0.0.1: works on any machine
     };
-    await using var web = await MeshNode.StartAsync(Options("web"), cancellationToken);
-    await using var client = await MeshNode.StartAsync(Options("client"), cancellationToken);
-    await using var observer = await MeshNode.StartAsync(Options("observer"), cancellationToken);
+    await using var web = await MeshNode.StartAsync(Options("web", webKey), cancellationToken);
+    await using var client = await MeshNode.StartAsync(Options("client", aliceKey), cancellationToken);
+    await using var observer = await MeshNode.StartAsync(Options("observer", bobKey), cancellationToken);
     MeshNode[] nodes = [web, client, observer];
     foreach (var node in nodes)
     {
@@ -84,7 +90,34 @@ static async Task RunAsync(CancellationToken cancellationToken)
     Console.WriteLine();
     StatusTable.Write(Console.Out, nodes);
 
-    // 6. Shutting down: disposal (in reverse order) stops the app, the nodes and the service.
+    // 6. A policy: only alice may use the site; web may reach everyone (so every node still sees
+    // web). The service compiles it and pushes each node only its own rules, as deltas.
+    Console.WriteLine();
+    Console.WriteLine("Saving an ACL policy: only alice@example.com may reach tag:web on ports 80 and 8080...");
+    var saved = System.Diagnostics.Stopwatch.StartNew();
+    ulong version = await control.SetPolicyAsync("quickstart", SitePolicy, cancellationToken);
+    while (!nodes.All(node => node.GetStatus() is { PolicyEnforced: true } status && status.PolicyVersion >= version))
+    {
+        await Task.Delay(5, cancellationToken);
+    }
+    Console.WriteLine($"  policy version {version} enforced by every node {saved.Elapsed.TotalMilliseconds:0} ms after the save");
+    await FetchAsync(http, "http://web/", HttpVersion.Version11, cancellationToken);
+    using var bobsHttp = new HttpClient(observer.CreateHttpMessageHandler()) { Timeout = TimeSpan.FromSeconds(30) };
+    Console.WriteLine();
+    Console.WriteLine("observer: GET http://web/ (HTTP/1.1)");
+    var refused = System.Diagnostics.Stopwatch.StartNew();
+    try
+    {
+        using var response = await bobsHttp.GetAsync("http://web/", cancellationToken);
+        throw new InvalidOperationException($"observer was let in ({(int)response.StatusCode}) although the policy denies it.");
+    }
+    catch (HttpRequestException e) when (e.InnerException is MeshException { ErrorCode: MeshErrorCode.PolicyDenied } denied)
+    {
+        Console.WriteLine($"observer: refused after {refused.Elapsed.TotalMilliseconds:0} ms: {denied.ErrorCode}: {denied.Message}");
+    }
+    Console.WriteLine($"web: {web.GetStatus().PacketsDeniedByPolicy} packet(s) denied by the policy");
+
+    // 7. Shutting down: disposal (in reverse order) stops the app, the nodes and the service.
     Console.WriteLine();
     Console.WriteLine("Shutting down...");
 }
@@ -109,4 +142,28 @@ static async Task WaitForFullMeshAsync(MeshNode[] nodes, CancellationToken cance
     {
         await Task.Delay(20, cancellationToken);
     }
+}
+
+/// <summary>The QuickStart's users and policy.</summary>
+internal partial class Program
+{
+    private const string Alice = "alice@example.com";
+    private const string Bob = "bob@example.com";
+
+    // HuJSON: comments and trailing commas are allowed. The tests run before the policy is saved.
+    private const string SitePolicy = """
+        {
+          "tagOwners": { "tag:web": ["admin@example.com"] },
+          "acls": [
+            // alice's devices may use the site, over HTTP/1.1 (80) and HTTP/2 (8080).
+            { "action": "accept", "src": ["alice@example.com"], "dst": ["tag:web:80,8080"] },
+            // web may reach every node (and so every node sees web).
+            { "action": "accept", "src": ["tag:web"], "dst": ["*:*"] },
+          ],
+          "tests": [
+            { "src": "alice@example.com", "accept": ["tag:web:80", "tag:web:8080"] },
+            { "src": "bob@example.com", "deny": ["tag:web:80"] },
+          ],
+        }
+        """;
 }

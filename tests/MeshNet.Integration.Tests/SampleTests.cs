@@ -26,7 +26,12 @@ public sealed class SampleTests
             .And.Contain("client: 200 OK, HTTP/2.0")
             .And.Contain("<h1>Hello from web</h1>")
             .And.Contain("Hello, client! You are client.quickstart.meshnet.internal")
+            .And.Contain("Saving an ACL policy: only alice@example.com may reach tag:web on ports 80 and 8080...")
+            .And.Contain("observer: GET http://web/ (HTTP/1.1)")
             .And.Contain("Everything shut down cleanly.");
+        output.Should().MatchRegex(@"(?m)^  policy version \d+ enforced by every node \d+ ms after the save$");
+        output.Should().MatchRegex(@"(?m)^observer: refused after \d+ ms: PolicyDenied: ");
+        output.Should().MatchRegex(@"(?m)^web: [1-9]\d* packet\(s\) denied by the policy$");
         foreach (var name in new[] { "web", "client", "observer" })
         {
             output.Should().MatchRegex($@"(?m)^node {name} \({name}\.quickstart\.meshnet\.internal\) 100\.\d+\.\d+\.\d+, fd7a:115c:a1e0:[0-9a-f:]+, WireGuard port \d+, control connected$");

@@ -112,7 +112,7 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
         }
 
         // The reply to alice's datagram passes alice's own filter by connection tracking.
-        await dns.SendToAsync(buffer.AsMemory(0, received.ReceivedBytes), received.RemoteEndPoint);
+        await dns.SendToAsync(buffer.AsMemory(0, received.ReceivedBytes), (IPEndPoint)received.RemoteEndPoint);
         var reply = await socket.ReceiveFromAsync(buffer).AsTask().WaitAsync(TestTailnet.Timeout);
         Encoding.ASCII.GetString(buffer, 0, reply.ReceivedBytes).Should().Be("query");
     }
