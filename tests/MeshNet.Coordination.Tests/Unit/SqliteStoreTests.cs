@@ -31,10 +31,10 @@ public sealed class SqliteStoreTests : IDisposable
 
         using (var store = new SqliteCoordinationStore(path))
         {
-            (await store.InitializeAsync(default)).Should().Be(2);
-            (await store.InitializeAsync(default)).Should().Be(2);
+            (await store.InitializeAsync(default)).Should().Be(3);
+            (await store.InitializeAsync(default)).Should().Be(3);
         }
-        Scalar(path, "SELECT COUNT(*) FROM schema_version;").Should().Be(2L);
+        Scalar(path, "SELECT COUNT(*) FROM schema_version;").Should().Be(3L);
     }
 
     [Fact]
