@@ -21,6 +21,10 @@ internal static class HuJsonReader
         {
             throw new PolicyException(1, 1, $"the policy is {text.Length} characters; the limit is {MaxLength}");
         }
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            throw new PolicyException(1, 1, "the policy is empty (expected an object)");
+        }
         var bytes = Encoding.UTF8.GetBytes(text);
         var positions = new Positions(bytes);
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions

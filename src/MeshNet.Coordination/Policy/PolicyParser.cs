@@ -161,8 +161,8 @@ internal static class PolicyParser
             foreach (var value in Strings(Required(fields, "dst", item, "a rule"), "\"dst\""))
             {
                 var (selectorText, portsText) = PolicySyntax.SplitPorts(value, value.Text);
-                var selector = context.Selector(value, selectorText);
                 var ports = PolicySyntax.Ports(value, portsText);
+                var selector = context.Selector(value, selectorText);
                 if (portless && portsText != "*")
                 {
                     throw new PolicyException(value, $"ICMP has no ports: use \"{selectorText}:*\" with proto \"{proto!.Text}\"");
