@@ -21,6 +21,8 @@ public sealed class CoordinationCounters
     private long _replaysRefused;
     private long _ephemeralNodesRemoved;
     private long _nodeKeysExpired;
+    private long _policiesSaved;
+    private long _policyDeltasSent;
 
     /// <summary>Registrations that succeeded (new nodes, re-registrations and rotations).</summary>
     public long Registrations => Volatile.Read(ref _registrations);
@@ -64,12 +66,18 @@ public sealed class CoordinationCounters
     /// <summary>Node keys that reached their expiry (or were expired by an administrator).</summary>
     public long NodeKeysExpired => Volatile.Read(ref _nodeKeysExpired);
 
+    /// <summary>Tailnet policies saved (set or removed).</summary>
+    public long PoliciesSaved => Volatile.Read(ref _policiesSaved);
+
+    /// <summary>Deltas sent to nodes because a policy change altered their peers, filter or enforcement.</summary>
+    public long PolicyDeltasSent => Volatile.Read(ref _policyDeltasSent);
+
     /// <summary>A one-line summary, for logs and test failures.</summary>
     public override string ToString() =>
         $"registrations={Registrations} refused={RegistrationsRefused} rotations={KeyRotations} streams={MapStreamsActive}/{MapStreamsOpened} " +
         $"fullMaps={FullMapsSent} resumed={StreamsResumed} messages={MapMessagesQueued} keepAlives={KeepAlivesQueued} " +
         $"slowDropped={SlowStreamsDropped} callsRefused={CallsRefused} replays={ReplaysRefused} " +
-        $"ephemeralRemoved={EphemeralNodesRemoved} keysExpired={NodeKeysExpired}";
+        $"ephemeralRemoved={EphemeralNodesRemoved} keysExpired={NodeKeysExpired} policies={PoliciesSaved} policyDeltas={PolicyDeltasSent}";
 
     internal void Registered() => Interlocked.Increment(ref _registrations);
 
@@ -102,4 +110,8 @@ public sealed class CoordinationCounters
     internal void EphemeralNodeRemoved() => Interlocked.Increment(ref _ephemeralNodesRemoved);
 
     internal void NodeKeyExpired() => Interlocked.Increment(ref _nodeKeysExpired);
+
+    internal void PolicySaved() => Interlocked.Increment(ref _policiesSaved);
+
+    internal void PolicyDeltaSent() => Interlocked.Increment(ref _policyDeltasSent);
 }

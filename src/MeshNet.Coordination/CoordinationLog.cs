@@ -81,4 +81,10 @@ internal static partial class CoordinationLog
 
     [LoggerMessage(EventId = 5143, Level = LogLevel.Information, Message = "Auth key {KeyId} revoked")]
     public static partial void AuthKeyRevoked(ILogger logger, string keyId);
+
+    [LoggerMessage(EventId = 5144, Level = LogLevel.Information, Message = "Policy of tailnet {Tailnet} saved as version {Version}; {Affected} nodes affected")]
+    public static partial void PolicySaved(ILogger logger, string tailnet, ulong version, int affected);
+
+    [LoggerMessage(EventId = 5145, Level = LogLevel.Information, Message = "Policy of tailnet {Tailnet} refused: {Problem}")]
+    public static partial void PolicyRefused(ILogger logger, string tailnet, string problem);
 }

@@ -109,13 +109,13 @@ public sealed class EmbeddedCoordinationServer : IAsyncDisposable
         return tailnet.Domain;
     }
 
-    /// <summary>Creates an auth key for <paramref name="tailnet"/>.</summary>
+    /// <summary>Creates an auth key for <paramref name="tailnet"/>; nodes registered with it belong to <paramref name="user"/> (null: none).</summary>
     /// <returns>The secret form of the key (<c>mnkey-...</c>), to pass to nodes.</returns>
     /// <exception cref="Grpc.Core.RpcException">A malformed argument (InvalidArgument) or an unknown tailnet (NotFound).</exception>
     public async Task<string> CreateAuthKeyAsync(string tailnet, bool reusable = false, bool ephemeral = false, IEnumerable<string>? tags = null,
-        TimeSpan? lifetime = null, CancellationToken cancellationToken = default)
+        TimeSpan? lifetime = null, CancellationToken cancellationToken = default, string? user = null)
     {
-        var request = new CreateAuthKeyRequest { Tailnet = tailnet, Reusable = reusable, Ephemeral = ephemeral };
+        var request = new CreateAuthKeyRequest { Tailnet = tailnet, Reusable = reusable, Ephemeral = ephemeral, User = user ?? "" };
         request.Tags.Add(tags ?? []);
         if (lifetime is { } span)
         {
@@ -123,6 +123,21 @@ public sealed class EmbeddedCoordinationServer : IAsyncDisposable
         }
         var response = await Operations.CreateAuthKeyAsync(request, cancellationToken).ConfigureAwait(false);
         return response.Secret;
+    }
+
+    /// <summary>
+    /// Saves the tailnet's ACL policy (HuJSON; empty removes it) after validating it and running
+    /// its tests; affected nodes get the change on their map streams.
+    /// </summary>
+    /// <returns>The saved policy's version.</returns>
+    /// <exception cref="Grpc.Core.RpcException">
+    /// An invalid policy (InvalidArgument, "line L, column C: problem"), failing policy tests
+    /// (FailedPrecondition) or an unknown tailnet (NotFound); the previous policy stays in force.
+    /// </exception>
+    public async Task<ulong> SetPolicyAsync(string tailnet, string policy, CancellationToken cancellationToken = default)
+    {
+        var response = await Operations.SetPolicyAsync(new SetPolicyRequest { Tailnet = tailnet, Policy = policy ?? "" }, cancellationToken).ConfigureAwait(false);
+        return response.Version;
     }
 
     /// <inheritdoc />

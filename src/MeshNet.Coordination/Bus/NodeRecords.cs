@@ -24,6 +24,7 @@ internal static class NodeRecords
             Ephemeral = node.Ephemeral,
             KeyExpiry = Timestamp.FromDateTimeOffset(node.KeyExpiry),
             Created = Timestamp.FromDateTimeOffset(node.Created),
+            User = node.Tags.Count > 0 ? "" : node.User,
         };
         record.Addresses.Add(node.IPv4.ToString());
         record.Addresses.Add(node.IPv6.ToString());

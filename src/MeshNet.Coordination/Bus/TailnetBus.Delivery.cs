@@ -5,26 +5,67 @@ namespace MeshNet.Coordination.Bus;
 
 internal sealed partial class TailnetBus
 {
-    /// <summary>The full netmap of a node: itself, every other node sorted by id, the domain; no filter chunks (allow all).</summary>
+    /// <summary>
+    /// The full netmap of a node: itself, the peers it may see sorted by id, the domain, its
+    /// filter chunks, whether they are enforced, and the policy version.
+    /// </summary>
     private FullMap BuildFullMap(ulong selfId)
     {
-        var full = new FullMap { Self = _nodes[selfId].Record, Domain = Domain };
-        foreach (var (id, node) in _nodes)
+        var full = new FullMap
         {
-            if (id != selfId)
+            Self = _nodes[selfId].Record,
+            Domain = Domain,
+            FilterEnforced = _access.Enforced,
+            PolicyVersion = _access.Version,
+        };
+        if (!_access.Enforced)
+        {
+            foreach (var (id, node) in _nodes)
             {
-                full.Peers.Add(node.Record);
+                if (id != selfId)
+                {
+                    full.Peers.Add(node.Record);
+                }
+            }
+            return full;
+        }
+        var peers = new List<Node>();
+        foreach (int slot in _access.Visible(selfId).Slots())
+        {
+            ulong id = _access.IdAt(slot);
+            if (id != selfId && _nodes.TryGetValue(id, out var node))
+            {
+                peers.Add(node.Record);
             }
         }
+        peers.Sort(static (a, b) => a.Id.CompareTo(b.Id));
+        full.Peers.Add(peers);
+        full.Filter.Add(_access.Chunks(selfId).Select(chunk => chunk.Wire));
         return full;
     }
 
-    /// <summary>Delivers <paramref name="delta"/> to every session except the one of <paramref name="exceptNodeId"/>. O(sessions).</summary>
-    private void Broadcast(ulong exceptNodeId, MapDelta delta)
+    /// <summary>
+    /// Delivers <paramref name="delta"/> (a change of node <paramref name="nodeId"/>) to the
+    /// sessions of the nodes that may see it, never to its own. O(sessions) without a policy,
+    /// O(nodes/64 + viewers) with one.
+    /// </summary>
+    private void BroadcastToViewers(ulong nodeId, MapDelta delta)
     {
-        foreach (var session in _sessions.Values)
+        if (!_access.Enforced)
         {
-            if (session.NodeId != exceptNodeId)
+            foreach (var session in _sessions.Values)
+            {
+                if (session.NodeId != nodeId)
+                {
+                    Deliver(session, delta);
+                }
+            }
+            return;
+        }
+        foreach (int slot in _access.Visible(nodeId).Slots())
+        {
+            ulong viewer = _access.IdAt(slot);
+            if (viewer != nodeId && _sessions.TryGetValue(viewer, out var session))
             {
                 Deliver(session, delta);
             }

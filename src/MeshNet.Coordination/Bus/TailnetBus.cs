@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using MeshNet.Control.V1;
+using MeshNet.Coordination.Policy;
 using MeshNet.Coordination.Storage;
 using MeshNet.Coordination.Validation;
 
@@ -37,6 +38,7 @@ internal sealed partial class TailnetBus
     private readonly TimeProvider _time;
     private readonly CoordinationCounters _counters;
     private RpcException? _closedFailure;
+    private AccessGraph _access = new(null, 0);
 
     public TailnetBus(string tailnet, string domain, BusSettings settings, TimeProvider time, CoordinationCounters counters)
     {
@@ -100,14 +102,32 @@ internal sealed partial class TailnetBus
         }
     }
 
-    /// <summary>Fills the bus with the stored nodes (all offline, no endpoints). Called once, before use.</summary>
-    public void Load(IEnumerable<StoredNode> nodes)
+    /// <summary>
+    /// Fills the bus with the stored nodes (all offline, no endpoints) and the policy in force
+    /// (null: none). Called once, before use.
+    /// </summary>
+    public void Load(IEnumerable<StoredNode> nodes, PolicyDocument? policy = null, ulong policyVersion = 0)
     {
         lock (_gate)
         {
+            _access = new AccessGraph(policy, policyVersion);
             foreach (var node in nodes)
             {
-                _nodes[node.Id] = new BusNode(NodeRecords.ToProto(node), node.KeyExpiry);
+                var record = NodeRecords.ToProto(node);
+                _nodes[node.Id] = new BusNode(record, node.KeyExpiry);
+                _access.Upsert(node.Id, Subject(record));
+            }
+        }
+    }
+
+    /// <summary>The policy in force (null: everything inside the tailnet is allowed).</summary>
+    public PolicyDocument? Policy
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _access.Policy;
             }
         }
     }
@@ -204,7 +224,7 @@ internal sealed partial class TailnetBus
             }
             if (changed)
             {
-                Broadcast(nodeId, new MapDelta { Patches = { patch } });
+                BroadcastToViewers(nodeId, new MapDelta { Patches = { patch } });
             }
             stream.KeepAliveTimer = _time.CreateTimer(static state => ((KeepAliveTick)state!).Fire(), new KeepAliveTick(this, stream),
                 _settings.KeepAlive.Next(), Timeout.InfiniteTimeSpan);
@@ -239,7 +259,7 @@ internal sealed partial class TailnetBus
             record.Online = false;
             record.LastSeen = lastSeen;
             node.Record = record;
-            Broadcast(session.NodeId, new MapDelta { Patches = { new PeerPatch { Id = session.NodeId, Online = false, LastSeen = lastSeen } } });
+            BroadcastToViewers(session.NodeId, new MapDelta { Patches = { new PeerPatch { Id = session.NodeId, Online = false, LastSeen = lastSeen } } });
             return true;
         }
     }
@@ -258,7 +278,8 @@ internal sealed partial class TailnetBus
                 return;
             }
             Node record;
-            if (_nodes.TryGetValue(stored.Id, out var existing))
+            bool existed = _nodes.TryGetValue(stored.Id, out var existing);
+            if (existing is not null)
             {
                 record = NodeRecords.ToProto(stored, existing.Record.Online, existing.Record.Endpoints);
                 record.LastSeen = existing.Record.LastSeen;
@@ -270,8 +291,7 @@ internal sealed partial class TailnetBus
                 record = NodeRecords.ToProto(stored);
                 _nodes[stored.Id] = new BusNode(record, stored.KeyExpiry);
             }
-            Broadcast(stored.Id, new MapDelta { PeersChanged = { record } });
-            DeliverToSelf(stored.Id, record);
+            PublishNodeChange(stored.Id, record, existed);
         }
     }
 
@@ -294,7 +314,7 @@ internal sealed partial class TailnetBus
             record.KeyExpiry = expiry;
             node.Record = record;
             node.KeyExpiry = keyExpiry;
-            Broadcast(id, new MapDelta { Patches = { new PeerPatch { Id = id, NodeKey = key, KeyExpiry = expiry } } });
+            BroadcastToViewers(id, new MapDelta { Patches = { new PeerPatch { Id = id, NodeKey = key, KeyExpiry = expiry } } });
             DeliverToSelf(id, record);
         }
     }
@@ -321,7 +341,7 @@ internal sealed partial class TailnetBus
                 record.KeyExpiry = expiry;
                 node.Record = record;
                 node.KeyExpiry = keyExpiry;
-                Broadcast(id, new MapDelta { Patches = { new PeerPatch { Id = id, KeyExpiry = expiry } } });
+                BroadcastToViewers(id, new MapDelta { Patches = { new PeerPatch { Id = id, KeyExpiry = expiry } } });
                 DeliverToSelf(id, record);
             }
             if (keyExpiry <= now && _sessions.TryGetValue(id, out var session))
@@ -344,7 +364,7 @@ internal sealed partial class TailnetBus
             record.Endpoints.Clear();
             record.Endpoints.Add(endpoints);
             node.Record = record;
-            Broadcast(id, new MapDelta { Patches = { new PeerPatch { Id = id, Endpoints = ToEndpoints(endpoints) } } });
+            BroadcastToViewers(id, new MapDelta { Patches = { new PeerPatch { Id = id, Endpoints = ToEndpoints(endpoints) } } });
             return true;
         }
     }
@@ -365,10 +385,7 @@ internal sealed partial class TailnetBus
             {
                 session.Live?.Terminate(ownFailure);
             }
-            if (_closedFailure is null)
-            {
-                Broadcast(id, new MapDelta { PeersRemoved = { id } });
-            }
+            PublishRemoval(id);
             return true;
         }
     }

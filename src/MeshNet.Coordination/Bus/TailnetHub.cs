@@ -168,6 +168,26 @@ internal sealed class TailnetHub
         }
     }
 
+    /// <summary>
+    /// The stored policy, parsed. A policy that no longer parses (it was valid when saved) is
+    /// enforced as one without rules: the tailnet fails closed rather than open.
+    /// </summary>
+    private static Policy.PolicyDocument? LoadPolicy(StoredPolicy? stored)
+    {
+        if (stored is null || string.IsNullOrWhiteSpace(stored.Text))
+        {
+            return null;
+        }
+        try
+        {
+            return Policy.PolicyParser.Parse(stored.Text);
+        }
+        catch (Policy.PolicyException)
+        {
+            return Policy.PolicyParser.Parse("{}");
+        }
+    }
+
     private async Task<TailnetBus?> LoadAsync(string tailnet)
     {
         await Task.Yield();
@@ -180,7 +200,9 @@ internal sealed class TailnetHub
         await bus.WriteGate.WaitAsync().ConfigureAwait(false);
         try
         {
-            bus.Load(await _store.ListNodesAsync(tailnet, CancellationToken.None).ConfigureAwait(false));
+            var nodes = await _store.ListNodesAsync(tailnet, CancellationToken.None).ConfigureAwait(false);
+            var policy = await _store.GetPolicyAsync(tailnet, CancellationToken.None).ConfigureAwait(false);
+            bus.Load(nodes, LoadPolicy(policy), policy?.Version ?? 0);
         }
         finally
         {

@@ -2,6 +2,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using MeshNet.Control.V1;
 using MeshNet.Coordination.Bus;
+using MeshNet.Coordination.Policy;
 using MeshNet.Coordination.Storage;
 using MeshNet.Coordination.Validation;
 using Microsoft.Extensions.Logging;
@@ -22,11 +23,13 @@ internal sealed class AdminOperations
     private readonly NodeLifecycle _lifecycle;
     private readonly CoordinationOptions _options;
     private readonly TimeProvider _time;
+    private readonly CoordinationCounters _counters;
     private readonly ILogger _logger;
 
     public AdminOperations(ICoordinationStore store, TailnetHub hub, NodeLifecycle lifecycle, CoordinationOptions options, TimeProvider time,
-        ILogger<AdminOperations> logger)
+        CoordinationCounters counters, ILogger<AdminOperations> logger)
     {
+        _counters = counters;
         _store = store;
         _hub = hub;
         _lifecycle = lifecycle;
@@ -79,9 +82,11 @@ internal sealed class AdminOperations
         var tags = RequestValidator.Tags(request.Tags, "tags");
         var lifetime = RequestValidator.Duration(request.Lifetime, _options.DefaultAuthKeyLifetime, MaxLifetime, "lifetime");
         RequestValidator.Description(request.Description);
+        RequestValidator.User(request.User);
         var now = _time.GetUtcNow();
         var (id, text, hash) = AuthKeySecret.Generate();
-        var key = new StoredAuthKey(id, request.Tailnet, hash, request.Reusable, request.Ephemeral, tags, now, now + lifetime, 0, false, request.Description);
+        var key = new StoredAuthKey(id, request.Tailnet, hash, request.Reusable, request.Ephemeral, tags, now, now + lifetime, 0, false, request.Description,
+            request.User);
         if (!await _store.TryCreateAuthKeyAsync(key, cancellationToken).ConfigureAwait(false))
         {
             throw TailnetNotFound(request.Tailnet);
@@ -138,6 +143,53 @@ internal sealed class AdminOperations
         }
     }
 
+    /// <summary>
+    /// Parses, validates and tests the policy (outside any lock), then under the tailnet's write
+    /// gate saves it and puts it in force: affected nodes get one delta each. Empty text removes
+    /// the policy. On any failure the previous policy stays in force.
+    /// </summary>
+    public async Task<SetPolicyResponse> SetPolicyAsync(SetPolicyRequest request, CancellationToken cancellationToken)
+    {
+        RequestValidator.TailnetName(request.Tailnet, "tailnet");
+        PolicyDocument? document = null;
+        if (!string.IsNullOrWhiteSpace(request.Policy))
+        {
+            try
+            {
+                document = PolicyParser.Parse(request.Policy);
+                document.RunTests();
+            }
+            catch (PolicyException exception)
+            {
+                CoordinationLog.PolicyRefused(_logger, request.Tailnet, exception.Message);
+                throw Failures.Policy(exception);
+            }
+        }
+        using var lease = await _hub.LockAsync(request.Tailnet, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(request.Tailnet);
+        var text = document is null ? "" : request.Policy;
+        var saved = await _store.SavePolicyAsync(request.Tailnet, text, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false)
+            ?? throw TailnetNotFound(request.Tailnet);
+        int affected = lease.Bus.SetPolicy(document, saved.Version);
+        _counters.PolicySaved();
+        CoordinationLog.PolicySaved(_logger, request.Tailnet, saved.Version, affected);
+        return new SetPolicyResponse { Version = saved.Version, NodesAffected = (uint)affected };
+    }
+
+    /// <summary>The tailnet's saved policy (empty text when none) and its version.</summary>
+    public async Task<GetPolicyResponse> GetPolicyAsync(string tailnet, CancellationToken cancellationToken)
+    {
+        await RequireTailnetAsync(tailnet, cancellationToken).ConfigureAwait(false);
+        var stored = await _store.GetPolicyAsync(tailnet, cancellationToken).ConfigureAwait(false);
+        var response = new GetPolicyResponse();
+        if (stored is not null)
+        {
+            response.Policy = stored.Text;
+            response.Version = stored.Version;
+            response.Updated = Timestamp.FromDateTimeOffset(stored.Updated);
+        }
+        return response;
+    }
+
     private async Task RequireTailnetAsync(string tailnet, CancellationToken cancellationToken)
     {
         RequestValidator.TailnetName(tailnet, "tailnet");
@@ -172,6 +224,7 @@ internal sealed class AdminOperations
             Uses = (uint)key.Uses,
             Revoked = key.Revoked,
             Description = key.Description,
+            User = key.User,
         };
         proto.Tags.Add(key.Tags);
         return proto;

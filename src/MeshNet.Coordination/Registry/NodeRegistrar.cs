@@ -3,6 +3,7 @@ using Grpc.Core;
 using MeshNet.Control.V1;
 using MeshNet.Coordination.Bus;
 using MeshNet.Coordination.Hosting;
+using MeshNet.Coordination.Policy;
 using MeshNet.Coordination.Storage;
 using MeshNet.Coordination.Validation;
 using MeshNet.Protocol;
@@ -105,7 +106,6 @@ internal sealed class NodeRegistrar
         {
             throw Failures.Unauthenticated(ControlErrors.BadProof, "old_node_key_proof does not verify: the caller does not hold old_node_key");
         }
-        RequireTags(requestedTags, node.Tags, "the node");
         // A still-valid key hands over on its own proof. An expired one (its lifetime ended, or an
         // administrator expired it) proves nothing any more: only a valid auth key of the node's
         // tailnet brings the node back, so that key expiry forces re-authentication.
@@ -126,6 +126,7 @@ internal sealed class NodeRegistrar
         var bus = lease.Bus;
         var tailnet = await _store.GetTailnetAsync(node.Tailnet, cancellationToken).ConfigureAwait(false)
             ?? throw Failures.NotRegistered("the node's tailnet was deleted");
+        var tags = GrantTags(bus.Policy, requestedTags, node.Tags, node.User, "the node", newNode: false);
         var expiry = now + tailnet.NodeKeyLifetime;
         var outcome = await _store.UpdateNodeKeyAsync(node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry, authorizing?.Id, now,
             cancellationToken).ConfigureAwait(false);
@@ -142,10 +143,9 @@ internal sealed class NodeRegistrar
         }
         bus.RotateKey(node.Id, request.NodeKey.Span, expiry);
         var updated = node with { NodeKey = request.NodeKey.ToByteArray(), KeyExpiry = expiry };
-        if (request.Hostname != node.Hostname)
+        if (request.Hostname != node.Hostname || !tags.SequenceEqual(node.Tags))
         {
-            await _store.SetHostnameAsync(node.Id, request.Hostname, cancellationToken).ConfigureAwait(false);
-            updated = updated with { Hostname = request.Hostname };
+            updated = await UpdateRecordAsync(updated, request.Hostname, tags, cancellationToken).ConfigureAwait(false);
             bus.Upsert(updated);
         }
         _counters.KeyRotated();
@@ -167,17 +167,16 @@ internal sealed class NodeRegistrar
         {
             throw Failures.NodeKeyExpired();
         }
-        RequireTags(requestedTags, node.Tags, "the node");
         using var lease = await RequireLeaseAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
         var bus = lease.Bus;
         var current = await _store.GetNodeAsync(node.Id, cancellationToken).ConfigureAwait(false)
             ?? throw Failures.NotRegistered("the node was removed; register again with an auth key");
         var tailnet = await _store.GetTailnetAsync(current.Tailnet, cancellationToken).ConfigureAwait(false)
             ?? throw Failures.NotRegistered("the node's tailnet was deleted");
-        if (request.Hostname != current.Hostname)
+        var tags = GrantTags(bus.Policy, requestedTags, current.Tags, current.User, "the node", newNode: false);
+        if (request.Hostname != current.Hostname || !tags.SequenceEqual(current.Tags))
         {
-            await _store.SetHostnameAsync(current.Id, request.Hostname, cancellationToken).ConfigureAwait(false);
-            current = current with { Hostname = request.Hostname };
+            current = await UpdateRecordAsync(current, request.Hostname, tags, cancellationToken).ConfigureAwait(false);
             bus.Upsert(current);
         }
         CoordinationLog.NodeReregistered(_logger, current.Id, current.Tailnet);
@@ -188,20 +187,20 @@ internal sealed class NodeRegistrar
         CancellationToken cancellationToken)
     {
         var key = await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
-        RequireTags(requestedTags, key.Tags, "the auth key");
         using var lease = await _hub.LockAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
             ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
         var bus = lease.Bus;
         var tailnet = await _store.GetTailnetAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
             ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+        var tags = GrantTags(bus.Policy, requestedTags, key.Tags, key.User, "the auth key", newNode: true);
         var label = Names.LabelFromHostname(request.Hostname);
         string? name = null;
         for (int attempt = 0; attempt < MaxAddressAttempts; attempt++)
         {
             name ??= await FreeNameAsync(tailnet.Name, label, cancellationToken).ConfigureAwait(false);
             var (ipv4, ipv6) = _addresses.Next();
-            var candidate = new StoredNode(0, tailnet.Name, request.NodeKey.ToByteArray(), name, request.Hostname, ipv4, ipv6, key.Tags,
-                request.Ephemeral || key.Ephemeral, now + tailnet.NodeKeyLifetime, now, null, key.Id);
+            var candidate = new StoredNode(0, tailnet.Name, request.NodeKey.ToByteArray(), name, request.Hostname, ipv4, ipv6, tags,
+                request.Ephemeral || key.Ephemeral, now + tailnet.NodeKeyLifetime, now, null, key.Id, key.User);
             var result = await _store.InsertNodeAsync(candidate, cancellationToken).ConfigureAwait(false);
             switch (result.Outcome)
             {
@@ -287,14 +286,54 @@ internal sealed class NodeRegistrar
     private async Task<TailnetWriteLease> RequireLeaseAsync(string tailnet, CancellationToken cancellationToken) =>
         await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotRegistered("the node's tailnet was deleted");
 
-    private static void RequireTags(IReadOnlyList<string> requested, IReadOnlyList<string> allowed, string grantor)
+    /// <summary>
+    /// The tags the node gets. Without a policy: requested tags must be among
+    /// <paramref name="granted"/> (the auth key's, or the node's own), and the node gets
+    /// <paramref name="granted"/>. With one: every tag the node gets must be declared in
+    /// tagOwners, and a requested tag beyond <paramref name="granted"/> needs an owner that is
+    /// the node's user, a group with that user, or one of <paramref name="granted"/>.
+    /// </summary>
+    /// <exception cref="RpcException">PermissionDenied, tags-not-permitted, naming the tags.</exception>
+    private static IReadOnlyList<string> GrantTags(PolicyDocument? policy, IReadOnlyList<string> requested, IReadOnlyList<string> granted,
+        string user, string grantor, bool newNode)
     {
-        var refused = requested.Where(tag => !allowed.Contains(tag, StringComparer.Ordinal)).ToList();
+        var extra = requested.Where(tag => !granted.Contains(tag, StringComparer.Ordinal)).ToList();
+        if (policy is null)
+        {
+            if (extra.Count > 0)
+            {
+                throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.TagsNotPermitted,
+                    $"tags not permitted by {grantor}: {string.Join(", ", extra)}");
+            }
+            return granted;
+        }
+        var checkedTags = newNode ? granted.Concat(extra) : extra;
+        var undeclared = checkedTags.Where(tag => !policy.TagOwners.ContainsKey(tag)).ToList();
+        if (undeclared.Count > 0)
+        {
+            throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.TagsNotPermitted,
+                $"tags not declared in the tailnet policy's tagOwners: {string.Join(", ", undeclared)}");
+        }
+        var refused = extra.Where(tag => !policy.Owns(user, granted.ToList(), tag)).ToList();
         if (refused.Count > 0)
         {
             throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.TagsNotPermitted,
-                $"tags not permitted by {grantor}: {string.Join(", ", refused)}");
+                $"tags not permitted by {grantor} or the tailnet policy's tagOwners: {string.Join(", ", refused)}");
         }
+        return extra.Count == 0 ? granted : [.. granted.Concat(extra).Order(StringComparer.Ordinal)];
+    }
+
+    private async Task<StoredNode> UpdateRecordAsync(StoredNode node, string hostname, IReadOnlyList<string> tags, CancellationToken cancellationToken)
+    {
+        if (hostname != node.Hostname)
+        {
+            await _store.SetHostnameAsync(node.Id, hostname, cancellationToken).ConfigureAwait(false);
+        }
+        if (!tags.SequenceEqual(node.Tags))
+        {
+            await _store.SetTagsAsync(node.Id, tags, cancellationToken).ConfigureAwait(false);
+        }
+        return node with { Hostname = hostname, Tags = tags };
     }
 
     private static RpcException AuthKeyFailure(string reason, string message) => Failures.Create(StatusCode.PermissionDenied, reason, message);

@@ -48,6 +48,12 @@ internal sealed class AdminService : AdminApi.AdminBase
         return new DeleteNodeResponse();
     }
 
+    public override Task<SetPolicyResponse> SetPolicy(SetPolicyRequest request, ServerCallContext context) =>
+        _operations.SetPolicyAsync(request, context.CancellationToken);
+
+    public override Task<GetPolicyResponse> GetPolicy(GetPolicyRequest request, ServerCallContext context) =>
+        _operations.GetPolicyAsync(request.Tailnet, context.CancellationToken);
+
     public override async Task<ExpireNodeKeyResponse> ExpireNodeKey(ExpireNodeKeyRequest request, ServerCallContext context)
     {
         await _operations.ExpireNodeKeyAsync(request.Tailnet, request.Id, context.CancellationToken).ConfigureAwait(false);

@@ -93,6 +93,18 @@ public interface ICoordinationStore
     /// <summary>Sets the host name a node reported; false when there is no such node.</summary>
     Task<bool> SetHostnameAsync(ulong id, string hostname, CancellationToken cancellationToken);
 
+    /// <summary>Replaces a node's tags; false when there is no such node.</summary>
+    Task<bool> SetTagsAsync(ulong id, IReadOnlyList<string> tags, CancellationToken cancellationToken);
+
+    /// <summary>The tailnet's saved policy (text empty when it was removed), or null when none was ever saved.</summary>
+    Task<StoredPolicy?> GetPolicyAsync(string tailnet, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Saves the tailnet's policy text (empty: removed) with the next version (1 for the first
+    /// save); null when the tailnet does not exist.
+    /// </summary>
+    Task<StoredPolicy?> SavePolicyAsync(string tailnet, string text, DateTimeOffset now, CancellationToken cancellationToken);
+
     /// <summary>Records when a node was last connected; false when there is no such node.</summary>
     Task<bool> SetLastSeenAsync(ulong id, DateTimeOffset lastSeen, CancellationToken cancellationToken);
 

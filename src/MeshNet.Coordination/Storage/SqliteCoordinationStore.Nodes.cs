@@ -46,12 +46,12 @@ public sealed partial class SqliteCoordinationStore
         }
         var id = await ScalarAsync(connection, transaction,
             $"""
-            INSERT INTO nodes (tailnet, node_key, name, hostname, ipv4, ipv6, tags, ephemeral, key_expiry, created, last_seen, auth_key_id)
-            VALUES ($t, $k, $n, $h, $a, $b, $tags, $e, $x, $c, $ls, $ak) RETURNING id;
+            INSERT INTO nodes (tailnet, node_key, name, hostname, ipv4, ipv6, tags, ephemeral, key_expiry, created, last_seen, auth_key_id, user)
+            VALUES ($t, $k, $n, $h, $a, $b, $tags, $e, $x, $c, $ls, $ak, $user) RETURNING id;
             """, cancellationToken,
             ("$t", node.Tailnet), ("$k", node.NodeKey), ("$n", node.Name), ("$h", node.Hostname), ("$a", ipv4), ("$b", ipv6),
             ("$tags", string.Join(' ', node.Tags)), ("$e", node.Ephemeral), ("$x", node.KeyExpiry.ToUnixTimeMilliseconds()),
-            ("$c", node.Created.ToUnixTimeMilliseconds()), ("$ls", node.LastSeen?.ToUnixTimeMilliseconds()), ("$ak", node.AuthKeyId)).ConfigureAwait(false);
+            ("$c", node.Created.ToUnixTimeMilliseconds()), ("$ls", node.LastSeen?.ToUnixTimeMilliseconds()), ("$ak", node.AuthKeyId), ("$user", node.User)).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return new(NodeInsertOutcome.Inserted, node with { Id = (ulong)Convert.ToInt64(id, System.Globalization.CultureInfo.InvariantCulture) });
     }
@@ -98,6 +98,10 @@ public sealed partial class SqliteCoordinationStore
     /// <inheritdoc />
     public Task<bool> SetHostnameAsync(ulong id, string hostname, CancellationToken cancellationToken) =>
         UpdateOneAsync("UPDATE nodes SET hostname = $v WHERE id = $id;", id, hostname, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<bool> SetTagsAsync(ulong id, IReadOnlyList<string> tags, CancellationToken cancellationToken) =>
+        UpdateOneAsync("UPDATE nodes SET tags = $v WHERE id = $id;", id, string.Join(' ', tags), cancellationToken);
 
     /// <inheritdoc />
     public Task<bool> SetLastSeenAsync(ulong id, DateTimeOffset lastSeen, CancellationToken cancellationToken) =>

@@ -12,8 +12,8 @@ namespace MeshNet.Coordination.Storage;
 /// </summary>
 public sealed partial class SqliteCoordinationStore : ICoordinationStore, IDisposable
 {
-    private const string NodeColumns = "id, tailnet, node_key, name, hostname, ipv4, ipv6, tags, ephemeral, key_expiry, created, last_seen, auth_key_id";
-    private const string AuthKeyColumns = "id, tailnet, secret_hash, reusable, ephemeral, tags, created, expires, uses, revoked, description";
+    private const string NodeColumns = "id, tailnet, node_key, name, hostname, ipv4, ipv6, tags, ephemeral, key_expiry, created, last_seen, auth_key_id, user";
+    private const string AuthKeyColumns = "id, tailnet, secret_hash, reusable, ephemeral, tags, created, expires, uses, revoked, description, user";
 
     private readonly string _connectionString;
     private readonly string? _filePath;
@@ -129,11 +129,11 @@ public sealed partial class SqliteCoordinationStore : ICoordinationStore, IDispo
         return await ExecuteAsync(connection, null,
             $"""
             INSERT OR IGNORE INTO auth_keys ({AuthKeyColumns})
-            SELECT $id, $t, $h, $r, $e, $tags, $c, $x, $u, $rv, $d WHERE EXISTS (SELECT 1 FROM tailnets WHERE name = $t);
+            SELECT $id, $t, $h, $r, $e, $tags, $c, $x, $u, $rv, $d, $user WHERE EXISTS (SELECT 1 FROM tailnets WHERE name = $t);
             """, cancellationToken,
             ("$id", key.Id), ("$t", key.Tailnet), ("$h", key.SecretHash), ("$r", key.Reusable), ("$e", key.Ephemeral),
             ("$tags", string.Join(' ', key.Tags)), ("$c", key.Created.ToUnixTimeMilliseconds()), ("$x", key.Expires.ToUnixTimeMilliseconds()),
-            ("$u", key.Uses), ("$rv", key.Revoked), ("$d", key.Description)).ConfigureAwait(false) == 1;
+            ("$u", key.Uses), ("$rv", key.Revoked), ("$d", key.Description), ("$user", key.User)).ConfigureAwait(false) == 1;
     }
 
     /// <inheritdoc />
@@ -188,6 +188,30 @@ public sealed partial class SqliteCoordinationStore : ICoordinationStore, IDispo
         QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE key_expiry > $a AND key_expiry <= $u ORDER BY key_expiry LIMIT $l;",
             ReadNode, cancellationToken, ("$a", after.ToUnixTimeMilliseconds()), ("$u", upTo.ToUnixTimeMilliseconds()), ("$l", limit));
 
+    /// <inheritdoc />
+    public async Task<StoredPolicy?> GetPolicyAsync(string tailnet, CancellationToken cancellationToken)
+    {
+        var list = await QueryAsync("SELECT tailnet, text, version, updated FROM policies WHERE tailnet = $t;",
+            reader => new StoredPolicy(reader.GetString(0), reader.GetString(1), (ulong)reader.GetInt64(2), FromUnix(reader.GetInt64(3))),
+            cancellationToken, ("$t", tailnet)).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    /// <inheritdoc />
+    public async Task<StoredPolicy?> SavePolicyAsync(string tailnet, string text, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var version = await ScalarAsync(connection, null,
+            """
+            INSERT INTO policies (tailnet, text, version, updated)
+            SELECT $t, $x, 1, $u WHERE EXISTS (SELECT 1 FROM tailnets WHERE name = $t)
+            ON CONFLICT (tailnet) DO UPDATE SET text = excluded.text, version = policies.version + 1, updated = excluded.updated
+            RETURNING version;
+            """, cancellationToken, ("$t", tailnet), ("$x", text), ("$u", now.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+        return version is null ? null
+            : new StoredPolicy(tailnet, text, (ulong)Convert.ToInt64(version, System.Globalization.CultureInfo.InvariantCulture), now);
+    }
+
     /// <summary>Releases pooled connections so the database file can be moved or deleted.</summary>
     public void Dispose()
     {
@@ -235,13 +259,13 @@ public sealed partial class SqliteCoordinationStore : ICoordinationStore, IDispo
     private static StoredAuthKey ReadAuthKey(SqliteDataReader reader) =>
         new(reader.GetString(0), reader.GetString(1), (byte[])reader.GetValue(2), reader.GetBoolean(3), reader.GetBoolean(4),
             SplitTags(reader.GetString(5)), FromUnix(reader.GetInt64(6)), FromUnix(reader.GetInt64(7)), reader.GetInt32(8),
-            reader.GetBoolean(9), reader.GetString(10));
+            reader.GetBoolean(9), reader.GetString(10), reader.GetString(11));
 
     private static StoredNode ReadNode(SqliteDataReader reader) =>
         new((ulong)reader.GetInt64(0), reader.GetString(1), (byte[])reader.GetValue(2), reader.GetString(3), reader.GetString(4),
             IPAddress.Parse(reader.GetString(5)), IPAddress.Parse(reader.GetString(6)), SplitTags(reader.GetString(7)), reader.GetBoolean(8),
             FromUnix(reader.GetInt64(9)), FromUnix(reader.GetInt64(10)), reader.IsDBNull(11) ? null : FromUnix(reader.GetInt64(11)),
-            reader.IsDBNull(12) ? null : reader.GetString(12));
+            reader.IsDBNull(12) ? null : reader.GetString(12), reader.GetString(13));
 
     private static IReadOnlyList<string> SplitTags(string text) => text.Length == 0 ? [] : text.Split(' ');
 

@@ -58,6 +58,16 @@ internal static class SqliteMigrations
             CREATE INDEX nodes_ephemeral_idle ON nodes(COALESCE(last_seen, created)) WHERE ephemeral = 1;
             CREATE INDEX nodes_key_expiry ON nodes(key_expiry);
             """),
+        (3, """
+            ALTER TABLE auth_keys ADD COLUMN user TEXT NOT NULL DEFAULT '';
+            ALTER TABLE nodes ADD COLUMN user TEXT NOT NULL DEFAULT '';
+            CREATE TABLE policies (
+                tailnet TEXT PRIMARY KEY REFERENCES tailnets(name) ON DELETE CASCADE,
+                text TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                updated INTEGER NOT NULL
+            );
+            """),
     ];
 
     /// <summary>The version the code expects.</summary>

@@ -15,6 +15,7 @@ namespace MeshNet.Coordination.Storage;
 /// <param name="Uses">How many registrations used it.</param>
 /// <param name="Revoked">Revoked by an administrator.</param>
 /// <param name="Description">Free text for administrators.</param>
+/// <param name="User">The user nodes registered with it belong to (empty: none).</param>
 public sealed record StoredAuthKey(
     string Id,
     string Tailnet,
@@ -26,4 +27,5 @@ public sealed record StoredAuthKey(
     DateTimeOffset Expires,
     int Uses,
     bool Revoked,
-    string Description);
+    string Description,
+    string User = "");

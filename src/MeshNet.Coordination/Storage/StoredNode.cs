@@ -19,6 +19,7 @@ namespace MeshNet.Coordination.Storage;
 /// <param name="Created">When it first registered.</param>
 /// <param name="LastSeen">When its last map stream ended (null: never connected).</param>
 /// <param name="AuthKeyId">The auth key it registered with.</param>
+/// <param name="User">The user it belongs to (its auth key's user; empty when the key had none).</param>
 public sealed record StoredNode(
     ulong Id,
     string Tailnet,
@@ -32,4 +33,5 @@ public sealed record StoredNode(
     DateTimeOffset KeyExpiry,
     DateTimeOffset Created,
     DateTimeOffset? LastSeen,
-    string? AuthKeyId);
+    string? AuthKeyId,
+    string User = "");

@@ -27,6 +27,18 @@ internal static class Failures
 
     public static RpcException Unauthenticated(string reason, string message) => Create(StatusCode.Unauthenticated, reason, message);
 
+    /// <summary>
+    /// A policy that does not parse or validate (InvalidArgument), or whose tests fail
+    /// (FailedPrecondition): "line L, column C: problem", with the position in the policy trailers.
+    /// </summary>
+    public static RpcException Policy(MeshNet.Coordination.Policy.PolicyException exception) =>
+        new(new Status(exception.IsTestFailure ? StatusCode.FailedPrecondition : StatusCode.InvalidArgument, exception.Message), new Metadata
+        {
+            { ControlErrors.TrailerKey, exception.IsTestFailure ? ControlErrors.PolicyTestFailed : ControlErrors.InvalidPolicy },
+            { ControlErrors.PolicyLineTrailer, exception.Line.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            { ControlErrors.PolicyColumnTrailer, exception.Column.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        });
+
     public static RpcException TlsRequired() =>
         Create(StatusCode.PermissionDenied, ControlErrors.TlsRequired, "plain HTTP/2 is accepted only from loopback; use TLS");
 }

@@ -93,6 +93,15 @@ internal static class RequestValidator
         }
     }
 
+    /// <summary>An auth key's user: empty, or a name with '@', no whitespace, at most 256 characters.</summary>
+    public static void User(string user)
+    {
+        if (user.Length > 0 && !MeshNet.Coordination.Policy.PolicySyntax.IsUser(user))
+        {
+            throw Failures.Invalid($"user must contain '@', have no whitespace or ':' and be at most {MeshNet.Coordination.Policy.PolicySyntax.MaxUserLength} characters");
+        }
+    }
+
     public static void TailnetName(string name, string field = "name")
     {
         if (!Names.IsLabel(name))

@@ -19,7 +19,7 @@ public sealed class SqliteStoreTests : IDisposable
         var path = _directory.File("nested/dir/coordination.db");
         using (var store = new SqliteCoordinationStore(path))
         {
-            (await store.InitializeAsync(default)).Should().Be(2);
+            (await store.InitializeAsync(default)).Should().Be(3);
         }
         File.Exists(path).Should().BeTrue();
         if (!OperatingSystem.IsWindows())
@@ -27,14 +27,14 @@ public sealed class SqliteStoreTests : IDisposable
             File.GetUnixFileMode(path).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite, "the file holds the server's secret key");
         }
         Scalar(path, "PRAGMA journal_mode;").Should().Be("wal");
-        Scalar(path, "SELECT group_concat(version) FROM (SELECT version FROM schema_version ORDER BY version);").Should().Be("1,2");
+        Scalar(path, "SELECT group_concat(version) FROM (SELECT version FROM schema_version ORDER BY version);").Should().Be("1,2,3");
 
         using (var store = new SqliteCoordinationStore(path))
         {
-            (await store.InitializeAsync(default)).Should().Be(2);
-            (await store.InitializeAsync(default)).Should().Be(2);
+            (await store.InitializeAsync(default)).Should().Be(3);
+            (await store.InitializeAsync(default)).Should().Be(3);
         }
-        Scalar(path, "SELECT COUNT(*) FROM schema_version;").Should().Be(2L);
+        Scalar(path, "SELECT COUNT(*) FROM schema_version;").Should().Be(3L);
     }
 
     [Fact]
