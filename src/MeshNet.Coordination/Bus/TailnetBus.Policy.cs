@@ -10,7 +10,9 @@ internal sealed partial class TailnetBus
     /// Puts a new policy in force (null: none, everything allowed) and sends each node whose
     /// view changed ONE delta: newly visible peers (full records), peers no longer visible,
     /// changed and removed filter chunks, <c>filter_enforced</c> when enforcement starts or
-    /// stops, and the policy version. Nodes whose view did not change get nothing. Compiles once
+    /// stops, and the policy version. Nodes whose view did not change get only the new version
+    /// (one small delta shared by all of them), so that every node can report which policy it
+    /// enforces. Compiles once
     /// (O(nodes × rules)); nodes with the same rule memberships share their visibility diff.
     /// </summary>
     /// <returns>How many nodes' peers, filter or enforcement changed (connected or not).</returns>
@@ -28,6 +30,7 @@ internal sealed partial class TailnetBus
             bool enforcementChanged = old.Enforced != next.Enforced;
             var diffs = new Dictionary<(NodeBitset Old, NodeBitset New), (List<int> Added, List<int> Removed)>();
             int affected = 0;
+            MapDelta? versionOnly = old.Version != next.Version ? new MapDelta { PolicyVersion = next.Version } : null;
             foreach (var id in _nodes.Keys)
             {
                 var before = old.Visible(id);
@@ -42,6 +45,10 @@ internal sealed partial class TailnetBus
                 bool peersChanged = diff.Added.Any(slot => next.IdAt(slot) != id) || diff.Removed.Any(slot => old.IdAt(slot) != id);
                 if (!peersChanged && chunks.Count == 0 && !enforcementChanged)
                 {
+                    if (versionOnly is not null && _sessions.TryGetValue(id, out var unchanged))
+                    {
+                        Deliver(unchanged, versionOnly);
+                    }
                     continue;
                 }
                 affected++;

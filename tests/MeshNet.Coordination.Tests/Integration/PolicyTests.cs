@@ -87,8 +87,13 @@ public sealed class PolicyTests
         (await alice.Map.NextDeltaAsync()).Patches.Single().Id.Should().Be(web.Id);
         (await db.Map.NextDeltaAsync()).Patches.Single().Id.Should().Be(web.Id);
 
-        // Saving the same policy again changes no view: nobody gets a delta (the next message each sees is later).
+        // Saving the same policy again changes no view: every node hears only the new version.
         (await harness.Admin.SetPolicyAsync(new SetPolicyRequest { Tailnet = "acme", Policy = Policy }, harness.AdminHeaders())).NodesAffected.Should().Be(0);
+        foreach (var node in new[] { bob, web })
+        {
+            var versionOnly = await NextPolicyDeltaAsync(node.Map);
+            versionOnly.Should().Be(new MapDelta { PolicyVersion = 2 }, "an unchanged view gets the version and nothing else");
+        }
 
         // Removing the policy re-allows everything: bob sees everyone again.
         var removal = await harness.Admin.SetPolicyAsync(new SetPolicyRequest { Tailnet = "acme", Policy = "  " }, harness.AdminHeaders());

@@ -1,5 +1,8 @@
 using System.Net;
 using System.Text;
+using Grpc.Core;
+using MeshNet.Control.V1;
+using MeshNet.Protocol;
 using MeshNet.Integration.Tests.Infrastructure;
 using static MeshNet.Integration.Tests.Policy.PolicyTailnet;
 
@@ -115,6 +118,52 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
         await dns.SendToAsync(buffer.AsMemory(0, received.ReceivedBytes), (IPEndPoint)received.RemoteEndPoint);
         var reply = await socket.ReceiveFromAsync(buffer).AsTask().WaitAsync(TestTailnet.Timeout);
         Encoding.ASCII.GetString(buffer, 0, reply.ReceivedBytes).Should().Be("query");
+    }
+
+    [Fact]
+    public async Task ARefusedPolicyNamesItsLineAndColumnOrFailingTestAndThePreviousOneStaysInForce()
+    {
+        var web = await _net.StartTaggedNodeAsync("web", "tag:web");
+        var bob = await _net.StartUserNodeAsync("bob", Bob);
+        await _net.ServeAsync(web, 22);
+        ulong version = await _net.SaveAsync([web, bob], """{ "action": "accept", "src": ["alice@example.com"], "dst": ["tag:web:22"] },""");
+        (await TryConnectAsync(bob, web, 22)).Should().Be(MeshErrorCode.PolicyDenied);
+
+        // A missing comma on line 3.
+        var syntax = await SetPolicyExpectingFailureAsync("{\n  \"acls\": [\n    { \"action\": \"accept\" \"src\": [\"*\"], \"dst\": [\"*:*\"] },\n  ],\n}");
+        syntax.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        syntax.Status.Detail.Should().MatchRegex(@"^line 3, column \d+: ");
+        syntax.Trailers.GetValue(ControlErrors.PolicyLineTrailer).Should().Be("3");
+        int.Parse(syntax.Trailers.GetValue(ControlErrors.PolicyColumnTrailer)!, System.Globalization.CultureInfo.InvariantCulture).Should().BeGreaterThan(20);
+
+        // A port out of range, on line 4.
+        var port = await SetPolicyExpectingFailureAsync("{\n  \"acls\": [\n    { \"action\": \"accept\", \"src\": [\"*\"],\n      \"dst\": [\"tag:web:70000\"] },\n  ],\n}");
+        port.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        port.Trailers.GetValue(ControlErrors.PolicyLineTrailer).Should().Be("4");
+        port.Status.Detail.Should().StartWith("line 4, column ").And.Contain("70000");
+
+        // A policy whose own tests fail is not saved.
+        var failing = await SetPolicyExpectingFailureAsync($$"""
+            {
+            {{Preamble}}
+              "acls": [ { "action": "accept", "src": ["*"], "dst": ["tag:web:22"] } ],
+              "tests": [ { "src": "{{Bob}}", "deny": ["tag:web:22"] } ],
+            }
+            """);
+        failing.StatusCode.Should().Be(StatusCode.FailedPrecondition);
+        failing.Status.Detail.Should().Contain(Bob);
+
+        // Nothing changed: the service keeps the old policy, the nodes enforce it.
+        var saved = await _net.Tailnet.Admin.GetPolicyAsync(new GetPolicyRequest { Tailnet = "acme" }, _net.Tailnet.AdminHeaders);
+        saved.Version.Should().Be(version);
+        web.GetStatus().PolicyVersion.Should().Be(version);
+        (await TryConnectAsync(bob, web, 22)).Should().Be(MeshErrorCode.PolicyDenied);
+    }
+
+    private async Task<RpcException> SetPolicyExpectingFailureAsync(string policy)
+    {
+        var call = () => _net.Tailnet.Admin.SetPolicyAsync(new SetPolicyRequest { Tailnet = "acme", Policy = policy }, _net.Tailnet.AdminHeaders).ResponseAsync;
+        return (await call.Should().ThrowAsync<RpcException>()).Which;
     }
 
     [Fact]
