@@ -27,6 +27,12 @@ public sealed class MeshNodeOptions
     /// <summary>The most endpoints <see cref="AdvertisedEndpoints"/> may list.</summary>
     public const int MaxAdvertisedEndpoints = 32;
 
+    /// <summary>The default <see cref="NetmapCacheMaxAge"/>: 30 days.</summary>
+    public static readonly TimeSpan DefaultNetmapCacheMaxAge = TimeSpan.FromDays(30);
+
+    /// <summary>The default <see cref="NetmapCacheWriteInterval"/>: 5 seconds.</summary>
+    public static readonly TimeSpan DefaultNetmapCacheWriteInterval = TimeSpan.FromSeconds(5);
+
     /// <summary>
     /// The coordination service (required), for example <c>https://control.example.com</c>.
     /// Plain <c>http</c> is accepted only for a loopback host (<c>localhost</c>, 127.0.0.0/8,
@@ -59,6 +65,34 @@ public sealed class MeshNodeOptions
     /// <see cref="FileStateStore"/> to keep the identity.
     /// </summary>
     public IMeshStateStore? StateStore { get; set; }
+
+    /// <summary>
+    /// Where the node keeps its last netmap, to restart and reach its peers without the
+    /// coordination service (see <see cref="IMeshNetmapStore"/>). Default (null): none, so a node
+    /// always starts from the service. Needs a <see cref="StateStore"/> that keeps the identity
+    /// (the cache belongs to the node's key).
+    /// </summary>
+    public IMeshNetmapStore? NetmapStore { get; set; }
+
+    /// <summary>
+    /// False switches the netmap cache off for this node: nothing is loaded or saved, and a
+    /// netmap the <see cref="NetmapStore"/> holds is deleted. Default true.
+    /// </summary>
+    public bool UseNetmapCache { get; set; } = true;
+
+    /// <summary>
+    /// The oldest cached netmap a cold start uses (its age is the time since it was last
+    /// received); an older one is ignored and the node waits for the service, saying why in
+    /// <see cref="MeshNode.GetStatus"/>. Default <see cref="DefaultNetmapCacheMaxAge"/>.
+    /// </summary>
+    public TimeSpan NetmapCacheMaxAge { get; set; } = DefaultNetmapCacheMaxAge;
+
+    /// <summary>
+    /// The shortest time between two writes of the netmap cache: changes in between are
+    /// coalesced into one write of the latest netmap (and the last one is written when the node
+    /// stops). Default <see cref="DefaultNetmapCacheWriteInterval"/>.
+    /// </summary>
+    public TimeSpan NetmapCacheWriteInterval { get; set; } = DefaultNetmapCacheWriteInterval;
 
     /// <summary>The UDP port for WireGuard; 0 (the default) picks a free port.</summary>
     public int ListenPort { get; set; }
@@ -133,6 +167,10 @@ public sealed class MeshNodeOptions
         Ephemeral = Ephemeral,
         Tags = Tags.Distinct(StringComparer.Ordinal).ToArray(),
         StateStore = StateStore,
+        NetmapStore = NetmapStore,
+        UseNetmapCache = UseNetmapCache,
+        NetmapCacheMaxAge = NetmapCacheMaxAge,
+        NetmapCacheWriteInterval = NetmapCacheWriteInterval,
         ListenPort = ListenPort,
         BindAddress = BindAddress,
         AdvertisedEndpoints = AdvertisedEndpoints?.Select(endpoint => new IPEndPoint(endpoint.Address, endpoint.Port)).ToArray(),
@@ -226,6 +264,14 @@ public sealed class MeshNodeOptions
         if (ControlKeepAliveTimeout < TimeSpan.FromSeconds(1) || ControlKeepAliveTimeout > TimeSpan.FromHours(1))
         {
             throw Invalid(nameof(ControlKeepAliveTimeout), "must be between 1 second and 1 hour.");
+        }
+        if (NetmapCacheMaxAge <= TimeSpan.Zero)
+        {
+            throw Invalid(nameof(NetmapCacheMaxAge), "must be positive.");
+        }
+        if (NetmapCacheWriteInterval < TimeSpan.Zero || NetmapCacheWriteInterval > TimeSpan.FromHours(1))
+        {
+            throw Invalid(nameof(NetmapCacheWriteInterval), "must be between zero and one hour.");
         }
         if (EndpointRefreshInterval <= TimeSpan.Zero)
         {

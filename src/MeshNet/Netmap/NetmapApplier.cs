@@ -45,6 +45,7 @@ internal static class NetmapApplier
             Filter = filter.ToImmutable(),
             FilterEnforced = full.FilterEnforced,
             PolicyVersion = full.PolicyVersion,
+            NetmapCacheForbidden = full.NetmapCacheForbidden,
             Session = session,
             Sequence = sequence,
         };
@@ -121,6 +122,7 @@ internal static class NetmapApplier
             Filter = filter,
             FilterEnforced = delta.HasFilterEnforced ? delta.FilterEnforced : current.FilterEnforced,
             PolicyVersion = delta.HasPolicyVersion ? delta.PolicyVersion : current.PolicyVersion,
+            NetmapCacheForbidden = delta.HasNetmapCacheForbidden ? delta.NetmapCacheForbidden : current.NetmapCacheForbidden,
             Session = current.Session,
             Sequence = sequence,
         };
@@ -151,6 +153,30 @@ internal static class NetmapApplier
             result = result with { LastSeen = lastSeen.ToDateTimeOffset() };
         }
         return result;
+    }
+
+    /// <summary>
+    /// The full map that <see cref="ApplyFull"/> turns back into <paramref name="snapshot"/> (for
+    /// the netmap cache): self, peers sorted by id, domain, filter chunks, enforcement, policy
+    /// version and cache permission.
+    /// </summary>
+    public static FullMap ToFullMap(NetmapSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var full = new FullMap
+        {
+            Self = snapshot.Self.ToProto(),
+            Domain = snapshot.Domain,
+            FilterEnforced = snapshot.FilterEnforced,
+            PolicyVersion = snapshot.PolicyVersion,
+            NetmapCacheForbidden = snapshot.NetmapCacheForbidden,
+        };
+        foreach (var peer in snapshot.Peers.Values)
+        {
+            full.Peers.Add(peer.ToProto());
+        }
+        full.Filter.Add(snapshot.Filter.Values);
+        return full;
     }
 
     /// <summary>Lower case, without a trailing dot.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Net;
 using System.Net.Sockets;
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using MeshNet.Control.V1;
 using MeshNet.Userspace.Crypto;
@@ -76,6 +77,33 @@ internal sealed record NetmapNode
             KeyExpiry = ToTime(node.KeyExpiry),
             LastSeen = ToTime(node.LastSeen),
         };
+    }
+
+    /// <summary>The wire record of this node (for the netmap cache); fields that were dropped as malformed stay dropped.</summary>
+    public Node ToProto()
+    {
+        var node = new Node
+        {
+            Id = Id,
+            NodeKey = Key is null ? ByteString.Empty : ByteString.CopyFrom(Key.AsSpan()),
+            Name = Name,
+            Hostname = Hostname,
+            User = User,
+            Online = Online,
+            Ephemeral = Ephemeral,
+            KeyExpiry = KeyExpiry is { } expiry ? Timestamp.FromDateTimeOffset(expiry) : null,
+            LastSeen = LastSeen is { } seen ? Timestamp.FromDateTimeOffset(seen) : null,
+        };
+        foreach (var address in Addresses)
+        {
+            node.Addresses.Add(address.ToString());
+        }
+        foreach (var endpoint in Endpoints)
+        {
+            node.Endpoints.Add(endpoint.ToString());
+        }
+        node.Tags.Add(Tags);
+        return node;
     }
 
     public static WireGuardPublicKey? ParseKey(ReadOnlySpan<byte> bytes) =>

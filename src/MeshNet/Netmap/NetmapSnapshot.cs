@@ -32,6 +32,9 @@ internal sealed class NetmapSnapshot
     /// <summary>The version of the tailnet policy the filter reflects (0: no policy).</summary>
     public ulong PolicyVersion { get; init; }
 
+    /// <summary>True when the tailnet's policy forbids this node to keep its netmap on disk.</summary>
+    public bool NetmapCacheForbidden { get; init; }
+
     /// <summary>The map-stream session this snapshot belongs to.</summary>
     public required string Session { get; init; }
 
