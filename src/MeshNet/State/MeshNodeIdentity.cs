@@ -40,6 +40,13 @@ public sealed class MeshNodeIdentity : IDisposable
     /// <summary>The coordination service the registration belongs to.</summary>
     public Uri? ControlUrl { get; set; }
 
+    /// <summary>
+    /// The UDP port the node's WireGuard socket last used (0: none yet). A node configured with
+    /// port 0 binds this one again when it is free, so that peers holding the old endpoint in
+    /// their netmaps reach it after a restart without the coordination service.
+    /// </summary>
+    public int ListenPort { get; set; }
+
     /// <summary>True when the node has registered with <see cref="ControlUrl"/>.</summary>
     public bool IsRegistered => NodeId is not null && ControlUrl is not null;
 
@@ -59,6 +66,7 @@ public sealed class MeshNodeIdentity : IDisposable
                 Tailnet = Tailnet,
                 Addresses = [.. Addresses],
                 ControlUrl = ControlUrl,
+                ListenPort = ListenPort,
             };
         }
         finally
