@@ -17,6 +17,7 @@ internal sealed partial class TailnetBus
             Domain = Domain,
             FilterEnforced = _access.Enforced,
             PolicyVersion = _access.Version,
+            NetmapCacheForbidden = _access.NetmapCacheForbidden(selfId),
         };
         if (!_access.Enforced)
         {

@@ -10,7 +10,7 @@ internal sealed partial class TailnetBus
     /// Puts a new policy in force (null: none, everything allowed) and sends each node whose
     /// view changed ONE delta: newly visible peers (full records), peers no longer visible,
     /// changed and removed filter chunks, <c>filter_enforced</c> when enforcement starts or
-    /// stops, and the policy version. Nodes whose view did not change get only the new version
+    /// stops, <c>netmap_cache_forbidden</c> when that changes for the node, and the policy version. Nodes whose view did not change get only the new version
     /// (one small delta shared by all of them), so that every node can report which policy it
     /// enforces. Compiles once
     /// (O(nodes × rules)); nodes with the same rule memberships share their visibility diff.
@@ -43,7 +43,9 @@ internal sealed partial class TailnetBus
                 var chunks = new RepeatedField<FilterChunk>();
                 DiffChunks(old.Chunks(id), next.Chunks(id), chunks);
                 bool peersChanged = diff.Added.Any(slot => next.IdAt(slot) != id) || diff.Removed.Any(slot => old.IdAt(slot) != id);
-                if (!peersChanged && chunks.Count == 0 && !enforcementChanged)
+                bool cacheForbidden = next.NetmapCacheForbidden(id);
+                bool cacheChanged = cacheForbidden != old.NetmapCacheForbidden(id);
+                if (!peersChanged && chunks.Count == 0 && !enforcementChanged && !cacheChanged)
                 {
                     if (versionOnly is not null && _sessions.TryGetValue(id, out var unchanged))
                     {
@@ -78,6 +80,10 @@ internal sealed partial class TailnetBus
                 {
                     delta.FilterEnforced = next.Enforced;
                 }
+                if (cacheChanged)
+                {
+                    delta.NetmapCacheForbidden = cacheForbidden;
+                }
                 Deliver(session, delta);
                 _counters.PolicyDeltaSent();
             }
@@ -95,6 +101,7 @@ internal sealed partial class TailnetBus
     {
         var before = existed ? _access.Visible(id) : NodeBitset.Empty;
         var chunksBefore = existed ? _access.Chunks(id) : [];
+        bool cacheForbiddenBefore = existed && _access.NetmapCacheForbidden(id);
         var changedRules = _access.Upsert(id, Subject(record));
         var after = _access.Visible(id);
         var deltas = new Dictionary<ulong, MapDelta>();
@@ -134,6 +141,10 @@ internal sealed partial class TailnetBus
                     }
                 }
                 DiffChunks(chunksBefore, _access.Chunks(id), delta.FilterChunks);
+                if (_access.NetmapCacheForbidden(id) is var cacheForbidden && cacheForbidden != cacheForbiddenBefore)
+                {
+                    delta.NetmapCacheForbidden = cacheForbidden; // its tags changed
+                }
             }
             Deliver(own, delta);
         }

@@ -66,6 +66,10 @@ internal sealed class AccessGraph
 
     public bool TryGetSlot(ulong id, out int slot) => _slotOf.TryGetValue(id, out slot);
 
+    /// <summary>True when the policy forbids the node to keep its netmap on disk.</summary>
+    public bool NetmapCacheForbidden(ulong id) =>
+        Policy is { } policy && _slotOf.TryGetValue(id, out int slot) && _subjects[slot] is { } subject && policy.ForbidsNetmapCache(subject);
+
     public ulong IdAt(int slot) => _ids[slot];
 
     /// <summary>The slots of the nodes <paramref name="id"/> may see (possibly its own; callers skip it). Do not modify.</summary>

@@ -9,8 +9,10 @@ namespace MeshNet.Coordination.Policy;
 internal sealed class PolicyDocument
 {
     public PolicyDocument(IReadOnlyDictionary<string, IReadOnlySet<string>> groups, IReadOnlyDictionary<string, IPNetwork> hosts,
-        IReadOnlyDictionary<string, IReadOnlyList<string>> tagOwners, IReadOnlyList<PolicyRule> rules, IReadOnlyList<PolicyTest> tests)
+        IReadOnlyDictionary<string, IReadOnlyList<string>> tagOwners, IReadOnlyList<PolicyRule> rules, IReadOnlyList<PolicyTest> tests,
+        IReadOnlyList<Selector>? netmapCacheForbidden = null)
     {
+        NetmapCacheForbidden = netmapCacheForbidden ?? [];
         Groups = groups;
         Hosts = hosts;
         TagOwners = tagOwners;
@@ -30,6 +32,22 @@ internal sealed class PolicyDocument
     public IReadOnlyList<PolicyRule> Rules { get; }
 
     public IReadOnlyList<PolicyTest> Tests { get; }
+
+    /// <summary>The selectors of <c>netmapCache.forbid</c>: nodes that must not keep their netmap on disk.</summary>
+    public IReadOnlyList<Selector> NetmapCacheForbidden { get; }
+
+    /// <summary>True when the policy forbids <paramref name="subject"/> to cache its netmap.</summary>
+    public bool ForbidsNetmapCache(PolicySubject subject)
+    {
+        foreach (var selector in NetmapCacheForbidden)
+        {
+            if (selector.Matches(subject))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     /// <summary>
     /// Whether a node of <paramref name="user"/> holding <paramref name="keyTags"/> may get

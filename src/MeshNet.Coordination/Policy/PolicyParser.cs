@@ -12,7 +12,8 @@ internal static class PolicyParser
 {
     public const int MaxRules = 10_000;
 
-    private static readonly string[] TopLevelKeys = ["groups", "hosts", "tagOwners", "acls", "tests"];
+    private static readonly string[] TopLevelKeys = ["groups", "hosts", "tagOwners", "acls", "tests", "netmapCache"];
+    private static readonly string[] NetmapCacheKeys = ["forbid"];
     private static readonly string[] RuleKeys = ["action", "src", "dst", "proto"];
     private static readonly string[] TestKeys = ["src", "proto", "accept", "deny"];
 
@@ -27,7 +28,22 @@ internal static class PolicyParser
         var context = new Context(groups, hosts, tagOwners);
         var rules = ParseRules(sections.GetValueOrDefault("acls"), context);
         var tests = ParseTests(sections.GetValueOrDefault("tests"), context);
-        return new PolicyDocument(groups, hosts, tagOwners, rules, tests);
+        var cacheForbidden = ParseNetmapCache(sections.GetValueOrDefault("netmapCache"), context);
+        return new PolicyDocument(groups, hosts, tagOwners, rules, tests, cacheForbidden);
+    }
+
+    /// <summary><c>"netmapCache": { "forbid": [selectors] }</c>: the nodes that must not keep their netmap on disk (<c>*</c>: the whole tailnet).</summary>
+    private static List<Selector> ParseNetmapCache(PolicyValue? section, Context context)
+    {
+        if (section is null)
+        {
+            return [];
+        }
+        Expect(section, PolicyValueKind.Object, "\"netmapCache\"");
+        var fields = Members(section, NetmapCacheKeys, "\"netmapCache\"");
+        return fields.TryGetValue("forbid", out var forbid)
+            ? [.. Strings(forbid, "\"forbid\"").Select(value => context.Selector(value, value.Text))]
+            : [];
     }
 
     private static Dictionary<string, IReadOnlySet<string>> ParseGroups(PolicyValue? section)

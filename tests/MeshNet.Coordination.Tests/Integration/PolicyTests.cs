@@ -157,6 +157,36 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public async Task ThePolicyCanForbidTheNetmapCacheForATagAndTheNodesConcernedHearOfItAlone()
+    {
+        await using var harness = await CoordinationHarness.StartAsync();
+        await harness.Server.CreateTailnetAsync("acme");
+        await harness.Server.SetPolicyAsync("acme", Policy);
+        var alice = await JoinAsync(harness, "alice", "alice@example.com");
+        var web = await JoinAsync(harness, "web", null, "tag:web");
+        (await alice.Map.NextDeltaAsync()).PeersChanged.Single().Id.Should().Be(web.Id);
+
+        var forbidding = Policy.Replace("\"tests\":", "\"netmapCache\": { \"forbid\": [\"tag:web\"] },\n  \"tests\":", StringComparison.Ordinal);
+        (await harness.Server.SetPolicyAsync("acme", forbidding)).Should().Be(2);
+        var webDelta = await NextPolicyDeltaAsync(web.Map);
+        webDelta.HasNetmapCacheForbidden.Should().BeTrue();
+        webDelta.NetmapCacheForbidden.Should().BeTrue();
+        var aliceDelta = await NextPolicyDeltaAsync(alice.Map);
+        aliceDelta.Should().Be(new MapDelta { PolicyVersion = 2 }, "alice may still cache her netmap");
+        (await web.Client.Map().NextAsync()).Full.NetmapCacheForbidden.Should().BeTrue("a new stream's full map says so too");
+
+        (await harness.Server.SetPolicyAsync("acme", Policy.Replace("\"tests\":", "\"netmapCache\": { \"forbid\": [\"*\"] },\n  \"tests\":", StringComparison.Ordinal))).Should().Be(3);
+        (await NextPolicyDeltaAsync(alice.Map)).NetmapCacheForbidden.Should().BeTrue("* forbids the whole tailnet");
+
+        var unknownKey = await Errors.ExpectAsync(() => harness.Admin.SetPolicyAsync(new SetPolicyRequest
+        {
+            Tailnet = "acme",
+            Policy = "{\n  \"netmapCache\": { \"allow\": [\"*\"] },\n}",
+        }, harness.AdminHeaders()).ResponseAsync, StatusCode.InvalidArgument, ControlErrors.InvalidPolicy);
+        unknownKey.Status.Detail.Should().StartWith("line 2, column ").And.Contain("\"allow\"");
+    }
+
+    [Fact]
     [Trait("Category", "Security")]
     public async Task ANodeAskingForATagItDoesNotOwnIsRefused()
     {
