@@ -108,8 +108,16 @@ public sealed class FileStateStore : IMeshStateStore
     public async ValueTask SaveAsync(MeshNodeIdentity identity, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(identity);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         var buffer = StateFileFormat.Serialize(identity);
+        try
+        {
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(buffer.GetBuffer());
+            throw;
+        }
         try
         {
             await AtomicFile.WriteAsync(Path, buffer.GetBuffer().AsMemory(0, (int)buffer.Length), cancellationToken).ConfigureAwait(false);
