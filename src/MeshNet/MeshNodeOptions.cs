@@ -69,8 +69,9 @@ public sealed class MeshNodeOptions
     /// <summary>
     /// Where the node keeps its last netmap, to restart and reach its peers without the
     /// coordination service (see <see cref="IMeshNetmapStore"/>). Default (null): none, so a node
-    /// always starts from the service. Needs a <see cref="StateStore"/> that keeps the identity
-    /// (the cache belongs to the node's key).
+    /// always starts from the service. Use a <see cref="FileNetmapStore"/> (next to a
+    /// <see cref="FileStateStore"/>) to keep it in a file. Needs a <see cref="StateStore"/> that
+    /// keeps the identity (the cache belongs to the node's key).
     /// </summary>
     public IMeshNetmapStore? NetmapStore { get; set; }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using MeshNet.Diagnostics;
 using Microsoft.Extensions.Logging;
@@ -14,11 +13,18 @@ namespace MeshNet;
 /// <para><b>Writing</b> is atomic: the new state goes to a temporary file in the same
 /// directory (created with mode 0600 on Unix), is flushed to disk, and then renamed over the
 /// old file, so a crash leaves either the old or the new state, never a mix. A missing
-/// directory is created (mode 0700 on Unix).</para>
-/// <para><b>Reading</b> a file that is not a valid state file (truncated, edited, another
-/// format) does not fail the node and does not overwrite the file: the file is renamed aside
-/// with a timestamp suffix (<c>state.json.corrupt-20250101T120000Z</c>), a warning is logged,
-/// and the node starts with a new identity. A file written by a newer MeshNet (a higher format
+/// directory is created (mode 0700 on Unix). Temporary files left by a process that died while
+/// writing are removed by the next save.</para>
+/// <para><b>Integrity</b>: the document (version 2) ends with an HMAC-SHA256 over the rest of
+/// it, keyed from the node's private key (see <c>StateFileFormat</c>), so an edited or
+/// damaged file is detected even when it still parses. Version 1 files (without it) are still
+/// read, and written as version 2 by the next save. The document also keeps
+/// <see cref="MeshNodeIdentity.ListenPort"/>.</para>
+/// <para><b>Reading</b> a file that is not a valid state file (truncated, edited, failing its
+/// integrity check, another format) does not fail the node and does not overwrite the file: the
+/// file is renamed aside with a timestamp suffix (<c>state.json.corrupt-20250101T120000Z</c>,
+/// never overwriting an earlier one), a warning is logged, and the node starts with a new
+/// identity. A file written by a newer MeshNet (a higher format
 /// version) and a file that cannot be read at all (permissions, I/O errors) fail with
 /// <see cref="MeshErrorCode.StateStoreFailed"/> instead, so that an identity is never discarded
 /// by mistake. A file others can read is used, with a warning.</para>
@@ -28,9 +34,6 @@ namespace MeshNet;
 /// </remarks>
 public sealed class FileStateStore : IMeshStateStore
 {
-    private const UnixFileMode FileMode0600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-    private const UnixFileMode DirectoryMode0700 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -42,12 +45,7 @@ public sealed class FileStateStore : IMeshStateStore
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty or names a directory.</exception>
     public FileStateStore(string path, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        Path = System.IO.Path.GetFullPath(path);
-        if (System.IO.Path.EndsInDirectorySeparator(Path) || Directory.Exists(Path))
-        {
-            throw new ArgumentException("The state file path names a directory.", nameof(path));
-        }
+        Path = AtomicFile.FullPath(path, nameof(path));
         _logger = loggerFactory?.CreateLogger<FileStateStore>() ?? (ILogger)NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
     }
@@ -61,32 +59,30 @@ public sealed class FileStateStore : IMeshStateStore
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            byte[] content;
+            StoredFile? stored;
             try
             {
-                if (!File.Exists(Path))
-                {
-                    return null;
-                }
-                var info = new FileInfo(Path);
-                if (info.Length > StateFileFormat.MaxFileSize)
-                {
-                    return SetAside($"the file is larger than {StateFileFormat.MaxFileSize} bytes");
-                }
-                WarnIfReadableByOthers();
-                content = await File.ReadAllBytesAsync(Path, cancellationToken).ConfigureAwait(false);
-            }
-            catch (FileNotFoundException)
-            {
-                return null;
+                stored = await AtomicFile.ReadAsync(Path, StateFileFormat.MaxFileSize, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new MeshException(MeshErrorCode.StateStoreFailed, $"The node state file '{Path}' cannot be read: {e.Message}", e);
             }
+            if (stored is null)
+            {
+                return null;
+            }
+            if (stored.LooseMode is { } mode)
+            {
+                MeshLog.StateFilePermissive(_logger, Path, mode);
+            }
+            if (stored.TooLarge)
+            {
+                return SetAside($"the file is larger than {StateFileFormat.MaxFileSize} bytes");
+            }
             try
             {
-                return StateFileFormat.Deserialize(content);
+                return StateFileFormat.Deserialize(stored.Content);
             }
             catch (StateFileCorruptException e)
             {
@@ -99,7 +95,7 @@ public sealed class FileStateStore : IMeshStateStore
             }
             finally
             {
-                CryptographicOperations.ZeroMemory(content);
+                CryptographicOperations.ZeroMemory(stored.Content);
             }
         }
         finally
@@ -112,42 +108,19 @@ public sealed class FileStateStore : IMeshStateStore
     public async ValueTask SaveAsync(MeshNodeIdentity identity, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(identity);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        string? temporary = null;
         var buffer = StateFileFormat.Serialize(identity);
         try
         {
-            string directory = System.IO.Path.GetDirectoryName(Path)!;
-            if (!Directory.Exists(directory))
-            {
-                if (OperatingSystem.IsWindows())
-                {
-                    Directory.CreateDirectory(directory);
-                }
-                else
-                {
-                    Directory.CreateDirectory(directory, DirectoryMode0700);
-                }
-            }
-            temporary = System.IO.Path.Combine(directory,
-                $".{System.IO.Path.GetFileName(Path)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}.tmp");
-            var options = new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                Share = FileShare.None,
-            };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = FileMode0600;
-            }
-            await using (var file = new FileStream(temporary, options))
-            {
-                await file.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), cancellationToken).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, Path, overwrite: true);
-            temporary = null;
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(buffer.GetBuffer());
+            throw;
+        }
+        try
+        {
+            await AtomicFile.WriteAsync(Path, buffer.GetBuffer().AsMemory(0, (int)buffer.Length), cancellationToken).ConfigureAwait(false);
             MeshLog.StateSaved(_logger, Path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -157,10 +130,6 @@ public sealed class FileStateStore : IMeshStateStore
         finally
         {
             CryptographicOperations.ZeroMemory(buffer.GetBuffer());
-            if (temporary is not null)
-            {
-                TryDelete(temporary);
-            }
             _gate.Release();
         }
     }
@@ -168,15 +137,10 @@ public sealed class FileStateStore : IMeshStateStore
     /// <summary>Moves an unusable file out of the way (keeping it for inspection) and reports it.</summary>
     private MeshNodeIdentity? SetAside(string problem)
     {
-        string stamp = _time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
-        string aside = $"{Path}.corrupt-{stamp}";
-        for (int n = 2; File.Exists(aside); n++)
-        {
-            aside = $"{Path}.corrupt-{stamp}-{n}";
-        }
+        string aside;
         try
         {
-            File.Move(Path, aside);
+            aside = AtomicFile.SetAside(Path, _time);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -185,31 +149,6 @@ public sealed class FileStateStore : IMeshStateStore
         }
         MeshLog.StateFileCorrupt(_logger, Path, problem, aside);
         return null;
-    }
-
-    private void WarnIfReadableByOthers()
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-        var mode = File.GetUnixFileMode(Path);
-        const UnixFileMode Others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
-        if ((mode & Others) != 0)
-        {
-            MeshLog.StateFilePermissive(_logger, Path, Convert.ToString((int)mode, 8));
-        }
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
     }
 
     /// <summary>The path; never the contents.</summary>

@@ -4,7 +4,7 @@ namespace MeshNet;
 /// Keeps a node's last netmap between runs (<see cref="MeshCachedNetmap"/>), so that the node
 /// restarts and reaches its peers even while the coordination service is down. Set it with
 /// <see cref="MeshNodeOptions.NetmapStore"/>. Implementations: <see cref="InMemoryNetmapStore"/>
-/// (within one process), <c>FileNetmapStore</c>; write your own for a database row or a
+/// (within one process), <see cref="FileNetmapStore"/> (a file); write your own for a database row or a
 /// secret store (see <c>samples/CustomStores</c>).
 /// </summary>
 /// <remarks>

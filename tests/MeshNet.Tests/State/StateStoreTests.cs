@@ -97,7 +97,7 @@ public sealed class StateStoreTests : IDisposable
         // A new file took the old one's place (a rename, not an in-place rewrite): its mode is 0600.
         File.GetUnixFileMode(StatePath).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Directory.GetFiles(Path.GetDirectoryName(StatePath)!).Should().Equal([StatePath], "no temporary file is left behind");
-        (await File.ReadAllTextAsync(StatePath)).Should().Contain("\"format\": \"meshnet-node-state\"").And.Contain("\"version\": 1");
+        (await File.ReadAllTextAsync(StatePath)).Should().Contain("\"format\": \"meshnet-node-state\"").And.Contain("\"version\": 2");
     }
 
     [Fact]
@@ -179,12 +179,14 @@ public sealed class StateStoreTests : IDisposable
     public async Task UnknownPropertiesOfALaterMinorChangeAreIgnored()
     {
         using var identity = Registered();
-        var store = new FileStateStore(StatePath);
-        await store.SaveAsync(identity);
-        string json = await File.ReadAllTextAsync(StatePath);
-        json = json.Replace("\"version\": 1,", "\"version\": 1, \"netmapCache\": { \"peers\": [1, 2] }, \"integrity\": \"abc\",");
-        await File.WriteAllTextAsync(StatePath, json);
-        using var loaded = await store.LoadAsync();
+        Directory.CreateDirectory(Path.GetDirectoryName(StatePath)!);
+        // A version 1 document (no integrity check) with properties this version does not know.
+        await File.WriteAllTextAsync(StatePath, $$"""
+            { "format": "meshnet-node-state", "version": 1, "netmapCache": { "peers": [1, 2] }, "integrity": "abc",
+              "privateKey": "{{Secret(identity)}}", "nodeId": 42, "tailnet": "acme",
+              "addresses": ["100.64.0.42", "fd7a:115c:a1e0::2a"], "controlUrl": "https://control.example.com/" }
+            """);
+        using var loaded = await new FileStateStore(StatePath).LoadAsync();
         ShouldMatch(loaded, identity);
     }
 
@@ -203,7 +205,7 @@ public sealed class StateStoreTests : IDisposable
 
         // A corrupt file that still holds the key: neither the warning nor anything else quotes it.
         string json = await File.ReadAllTextAsync(StatePath);
-        await File.WriteAllTextAsync(StatePath, json.Replace("\"version\": 1,", "\"version\": \"one\","));
+        await File.WriteAllTextAsync(StatePath, json.Replace("\"version\": 2,", "\"version\": \"one\","));
         (await store.LoadAsync()).Should().BeNull();
         logs.AllText.Should().NotContain(secret);
 
