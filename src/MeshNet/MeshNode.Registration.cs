@@ -113,6 +113,7 @@ public sealed partial class MeshNode
                 Tailnet = old.Tailnet,
                 Addresses = old.Addresses,
                 ControlUrl = old.ControlUrl,
+                ListenPort = old.ListenPort,
             };
             newKey = null;
             _signer = newSigner;
@@ -180,8 +181,12 @@ public sealed partial class MeshNode
         _control.Signer = signer;
     }
 
-    /// <summary>Takes the registration in: the node's record, addresses, tailnet; saves the identity.</summary>
-    private async Task ApplyRegistrationAsync(RegisterResponse registration, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes the registration in: the node's record, addresses, tailnet; saves the identity. With
+    /// <paramref name="keepAddresses"/> (the stack already runs on the cached addresses) the
+    /// node keeps its addresses, and a failed save is logged rather than thrown.
+    /// </summary>
+    private async Task ApplyRegistrationAsync(RegisterResponse registration, bool keepAddresses, CancellationToken cancellationToken)
     {
         if (registration.Self is null)
         {
@@ -194,14 +199,25 @@ public sealed partial class MeshNode
         }
         _registeredSelf = self;
         _tailnet = registration.Tailnet;
-        _addresses = NameResolver.OrderedAddresses(self);
+        var addresses = NameResolver.OrderedAddresses(self);
+        if (!keepAddresses)
+        {
+            _addresses = addresses;
+        }
         var identity = _identity!;
         identity.NodeId = self.Id;
         identity.Tailnet = registration.Tailnet;
-        identity.Addresses = _addresses;
+        identity.Addresses = addresses;
         identity.ControlUrl = _controlUrl;
-        await _options.StateStore!.SaveAsync(identity, cancellationToken).ConfigureAwait(false);
-        MeshLog.Registered(_logger, self.Name, self.Id, registration.Tailnet, string.Join(", ", _addresses));
+        try
+        {
+            await _options.StateStore!.SaveAsync(identity, cancellationToken).ConfigureAwait(false);
+        }
+        catch (MeshException e) when (keepAddresses)
+        {
+            MeshLog.IdentityUpdateNotSaved(_logger, e.Message);
+        }
+        MeshLog.Registered(_logger, self.Name, self.Id, registration.Tailnet, string.Join(", ", addresses));
     }
 
     /// <summary>Saves the identity after a rotation; a failure is logged (the node keeps running with the new key).</summary>

@@ -14,7 +14,11 @@ public sealed partial class MeshNode
     /// <summary>
     /// Starts a node: loads (or creates) its identity, binds its WireGuard socket, registers
     /// with the coordination service, and returns once the node has its addresses and its first
-    /// netmap.
+    /// netmap. A registered node with a usable netmap cache (<see cref="MeshNodeOptions.NetmapStore"/>:
+    /// this node's, not older than <see cref="MeshNodeOptions.NetmapCacheMaxAge"/>, not forbidden
+    /// by the service) starts from it instead, without contacting the service: it returns as soon
+    /// as its peers, rules and names are in place, and registers and opens the netmap stream in the
+    /// background (<see cref="MeshNodeStatus.NetmapSource"/> says which netmap is in use).
     /// </summary>
     /// <param name="options">The node's settings; validated and copied.</param>
     /// <param name="cancellationToken">Cancels the start (the half-built node is disposed).</param>
@@ -23,7 +27,7 @@ public sealed partial class MeshNode
     /// <exception cref="MeshException">
     /// The node cannot start; <see cref="MeshException.ErrorCode"/> says why:
     /// <see cref="MeshErrorCode.ControlUnreachable"/> (not reached, or no netmap, within
-    /// <see cref="MeshNodeOptions.StartTimeout"/>), an auth-key code
+    /// <see cref="MeshNodeOptions.StartTimeout"/>; the message also says why a configured netmap cache was not used), an auth-key code
     /// (<see cref="MeshErrorCode.AuthKeyRequired"/>, <see cref="MeshErrorCode.AuthKeyUnknown"/>,
     /// <see cref="MeshErrorCode.AuthKeyExpired"/>, <see cref="MeshErrorCode.AuthKeyUsedUp"/>,
     /// <see cref="MeshErrorCode.AuthKeyRevoked"/>), <see cref="MeshErrorCode.TagsNotPermitted"/>,
@@ -68,12 +72,19 @@ public sealed partial class MeshNode
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var token = linked.Token;
         ControlFailure? lastFailure = null;
+        string? cacheNotUsed = null;
         try
         {
             MeshLog.NodeStarting(_logger, _controlUrl, _hostname);
             await LoadIdentityAsync(token).ConfigureAwait(false);
+            (var cache, cacheNotUsed) = await LoadNetmapCacheAsync(token).ConfigureAwait(false);
             await StartDeviceAsync(token).ConfigureAwait(false);
             _control = new ControlClient(_controlUrl, _options.ConfigureControlHandler, _options.LoggerFactory);
+            if (cache is not null)
+            {
+                StartFromCache(cache, started);
+                return;
+            }
 
             RegisterResponse registration;
             for (int failures = 0; ; failures = Math.Min(failures + 1, 62))
@@ -96,7 +107,7 @@ public sealed partial class MeshNode
                     await Task.Delay(delay, _time, token).ConfigureAwait(false);
                 }
             }
-            await ApplyRegistrationAsync(registration, token).ConfigureAwait(false);
+            await ApplyRegistrationAsync(registration, keepAddresses: false, token).ConfigureAwait(false);
             _dataPlane!.StartStack(_addresses, _options.Tcp);
             StartControlLoops();
             try
@@ -115,8 +126,9 @@ public sealed partial class MeshNode
             && e is OperationCanceledException or RpcException)
         {
             string last = lastFailure is null ? "" : $" Last error: {lastFailure.Message}";
+            string cacheNote = cacheNotUsed is null ? "" : $" The netmap cache was not used: {cacheNotUsed}.";
             throw new MeshException(MeshErrorCode.ControlUnreachable,
-                $"The node could not register with the coordination service at {_controlUrl} and receive its netmap within {timeout}.{last}",
+                $"The node could not register with the coordination service at {_controlUrl} and receive its netmap within {timeout}.{last}{cacheNote}",
                 lastFailure?.Exception);
         }
         catch (Exception e) when (cancellationToken.IsCancellationRequested
@@ -155,12 +167,6 @@ public sealed partial class MeshNode
             _identity.Addresses = [];
             _identity.ControlUrl = null;
         }
-    }
-
-    private async Task StartDeviceAsync(CancellationToken cancellationToken)
-    {
-        _dataPlane = await NodeDataPlane.StartDeviceAsync(_identity!.PrivateKey, _options.BindAddress, _options.ListenPort, _time,
-            _options.LoggerFactory, _logger, cancellationToken).ConfigureAwait(false);
     }
 
     private void StartControlLoops()

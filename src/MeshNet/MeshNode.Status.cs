@@ -9,7 +9,8 @@ public sealed partial class MeshNode
     /// <summary>
     /// A snapshot of the node: itself, its link to the coordination service, and every peer of
     /// the netmap with what the WireGuard device measured (endpoint, last handshake, bytes), and
-    /// the packet filter's state (policy enforced and version, packets denied by reason).
+    /// the packet filter's state (policy enforced and version, packets denied by reason), where
+    /// the netmap came from (<see cref="MeshNodeStatus.NetmapSource"/>), its age, and health warnings.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The node has been disposed.</exception>
     public MeshNodeStatus GetStatus()
@@ -47,7 +48,9 @@ public sealed partial class MeshNode
                 LastSeen = peer.LastSeen,
             });
         }
-        var failure = _mapLoop?.LastFailure;
+        var failure = _mapLoop?.LastFailure ?? _connectFailure;
+        bool connected = _mapLoop?.Connected ?? false;
+        var netmapAge = now - new DateTimeOffset(Interlocked.Read(ref _netmapReceivedTicks), TimeSpan.Zero);
         var filter = _dataPlane.Filter;
         return new MeshNodeStatus
         {
@@ -56,7 +59,10 @@ public sealed partial class MeshNode
             ListenPort = device.ListenPort,
             Endpoints = [.. _endpoints?.Current ?? []],
             KeyExpiry = map.Self.KeyExpiry,
-            ControlConnected = _mapLoop?.Connected ?? false,
+            ControlConnected = connected,
+            NetmapSource = _onCachedNetmap ? MeshNetmapSource.Cached : MeshNetmapSource.Live,
+            NetmapAge = netmapAge < TimeSpan.Zero ? TimeSpan.Zero : netmapAge,
+            HealthWarnings = HealthWarnings(connected, failure, netmapAge),
             LastControlError = failure?.Code,
             LastControlErrorMessage = failure?.Message,
             NetmapSequence = map.Sequence,

@@ -160,8 +160,22 @@ public sealed partial class MeshNode : IAsyncDisposable
 
     internal void OnListenerClosed(MeshListener listener) => _listeners.TryRemove(listener, out _);
 
-    /// <summary>A netmap arrived (on the map loop's task): publish it and reconfigure the peers.</summary>
+    /// <summary>A netmap arrived from the service (on the map loop's task): remember it in the cache, publish it, reconfigure the peers.</summary>
     private void OnNetmap(NetmapSnapshot map)
+    {
+        var now = _time.GetUtcNow();
+        Interlocked.Exchange(ref _netmapReceivedTicks, now.UtcTicks);
+        if (_onCachedNetmap)
+        {
+            _onCachedNetmap = false;
+            MeshLog.LiveNetmapReplacedCache(_logger, map.Peers.Count);
+        }
+        _cacheWriter?.OnNetmap(map, _tailnet, now);
+        PublishNetmap(map);
+    }
+
+    /// <summary>Publishes a netmap (live or cached) and reconfigures the filter and the peers (a diff: unchanged peers are untouched).</summary>
+    private void PublishNetmap(NetmapSnapshot map)
     {
         if (!map.Self.Addresses.ToHashSet().SetEquals(_addresses))
         {
@@ -202,12 +216,24 @@ public sealed partial class MeshNode : IAsyncDisposable
     private async Task DisposeCoreAsync(TaskCompletionSource done)
     {
         string name = _netmap?.Self.Name ?? _registeredSelf?.Name ?? "(not started)";
+        bool confirmedLive = !_onCachedNetmap && _mapLoop is { Connected: true };
         _stopping.Cancel();
         await Step("control", async () =>
         {
+            await _connectTask.ConfigureAwait(false); // sets the loops' tasks before it completes
             await _mapTask.ConfigureAwait(false);
             await _endpointTask.ConfigureAwait(false);
         }).ConfigureAwait(false);
+        if (_cacheWriter is { } writer)
+        {
+            if (_netmap is { } last && confirmedLive)
+            {
+                // Confirmed current by the open stream just now: saved with this time, so that the
+                // next start does not judge a quiet tailnet's netmap by its last change.
+                writer.OnNetmap(last, _tailnet, _time.GetUtcNow());
+            }
+            await Step("netmap cache", () => writer.DisposeAsync().AsTask()).ConfigureAwait(false);
+        }
         foreach (var listener in _listeners.Keys)
         {
             await Step("listener", () => listener.DisposeAsync().AsTask()).ConfigureAwait(false);

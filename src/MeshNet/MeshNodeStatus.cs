@@ -37,6 +37,27 @@ public sealed class MeshNodeStatus
     /// <summary>The sequence number of the last netmap message applied.</summary>
     public ulong NetmapSequence { get; init; }
 
+    /// <summary>
+    /// Where the netmap in use came from: <see cref="MeshNetmapSource.Cached"/> after a start from
+    /// the netmap cache until the first netmap from the coordination service replaces it, then
+    /// <see cref="MeshNetmapSource.Live"/>.
+    /// </summary>
+    public MeshNetmapSource NetmapSource { get; init; }
+
+    /// <summary>
+    /// How long ago the netmap in use was received or last changed (for a cached netmap: since
+    /// the previous run received it). A live netmap of a quiet tailnet grows old too: it is
+    /// current as long as <see cref="ControlConnected"/> is true.
+    /// </summary>
+    public TimeSpan NetmapAge { get; init; }
+
+    /// <summary>
+    /// Conditions an operator should know about, one sentence each (empty when all is well): for
+    /// example running on a cached netmap while the coordination service is unreachable, or a
+    /// netmap cache that cannot be written.
+    /// </summary>
+    public IReadOnlyList<string> HealthWarnings { get; init; } = [];
+
     /// <summary>True while the tailnet policy is enforced on inbound packets (false: everything from the tailnet is admitted).</summary>
     public bool PolicyEnforced { get; init; }
 
@@ -67,7 +88,9 @@ public sealed class MeshNodeStatus
     /// <summary>This node's public key.</summary>
     public WireGuardPublicKey? PublicKey => Self.PublicKey;
 
-    /// <summary>A one-line summary.</summary>
+    /// <summary>A one-line summary (the netmap's source, and the number of health warnings when there are some).</summary>
     public override string ToString() =>
-        $"{Self.Fqdn} {string.Join(", ", Addresses)} port {ListenPort}, control {(ControlConnected ? "connected" : "disconnected")}, {Peers.Count} peers";
+        $"{Self.Fqdn} {string.Join(", ", Addresses)} port {ListenPort}, control {(ControlConnected ? "connected" : "disconnected")}, " +
+        $"{(NetmapSource == MeshNetmapSource.Cached ? "cached" : "live")} netmap, {Peers.Count} peers" +
+        (HealthWarnings.Count == 0 ? "" : $", {HealthWarnings.Count} health warnings");
 }

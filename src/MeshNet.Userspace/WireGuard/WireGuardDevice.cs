@@ -167,6 +167,26 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
         }
     }
 
+    /// <summary>
+    /// Starts a handshake with a configured peer now instead of at the first packet for it (at
+    /// most one initiation per RekeyTimeout, as always). A device that restarted uses it to hand
+    /// its peers a new session at once: a peer still holding a session from before the restart
+    /// would otherwise send on it, unheard, until WireGuard's own retry some 15 seconds later.
+    /// </summary>
+    /// <returns>False when no such peer is configured.</returns>
+    /// <exception cref="ObjectDisposedException">The device has been disposed.</exception>
+    public bool InitiateHandshake(WireGuardPublicKey publicKey)
+    {
+        ArgumentNullException.ThrowIfNull(publicKey);
+        ThrowIfDisposed();
+        if (!_peers.TryGetValue(publicKey, out var peer))
+        {
+            return false;
+        }
+        peer.SendHandshakeInitiation(isRetry: false);
+        return true;
+    }
+
     /// <summary>Removes a peer, ending its sessions and zeroing their keys.</summary>
     /// <returns>False when no such peer was configured.</returns>
     public bool RemovePeer(WireGuardPublicKey publicKey)

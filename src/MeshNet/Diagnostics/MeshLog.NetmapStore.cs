@@ -6,7 +6,7 @@ namespace MeshNet.Diagnostics;
 internal static partial class MeshLog
 {
     [LoggerMessage(EventId = 4170, Level = LogLevel.Debug, Message = "Netmap cache saved to {Path}: sequence {Sequence}, {Peers} peers, {Bytes} bytes")]
-    public static partial void NetmapCacheSaved(ILogger logger, string path, ulong sequence, int peers, int bytes);
+    public static partial void NetmapCacheFileSaved(ILogger logger, string path, ulong sequence, int peers, int bytes);
 
     [LoggerMessage(EventId = 4171, Level = LogLevel.Warning, Message = "Netmap cache file {Path} is unusable ({Problem}); moved aside to {Aside}, the node starts from the coordination service")]
     public static partial void NetmapCacheFileUnusable(ILogger logger, string path, string problem, string aside);
@@ -15,5 +15,5 @@ internal static partial class MeshLog
     public static partial void NetmapCacheFilePermissive(ILogger logger, string path, string mode);
 
     [LoggerMessage(EventId = 4173, Level = LogLevel.Debug, Message = "Netmap cache file {Path} deleted")]
-    public static partial void NetmapCacheDeleted(ILogger logger, string path);
+    public static partial void NetmapCacheFileDeleted(ILogger logger, string path);
 }

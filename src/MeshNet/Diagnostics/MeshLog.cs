@@ -49,6 +49,27 @@ internal static partial class MeshLog
     [LoggerMessage(EventId = 4010, Level = LogLevel.Error, Message = "The rotated node key could not be saved ({Reason}); the node keeps running, but a restart will not find the new key")]
     public static partial void IdentitySaveFailed(ILogger logger, string reason);
 
+    [LoggerMessage(EventId = 4013, Level = LogLevel.Information, Message = "Netmap cache not used: {Reason}; starting from the coordination service")]
+    public static partial void NetmapCacheNotUsed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "Netmap cache not used: {Reason}; starting from the coordination service")]
+    public static partial void NetmapCacheRefused(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 4015, Level = LogLevel.Information, Message = "Node {Name} started from its cached netmap (received {ReceivedAt:O}, {Peers} peers) in {ElapsedMs} ms; connecting to the coordination service in the background")]
+    public static partial void StartedFromCache(ILogger logger, string name, DateTimeOffset receivedAt, int peers, long elapsedMs);
+
+    [LoggerMessage(EventId = 4016, Level = LogLevel.Warning, Message = "Running on the cached netmap: the coordination service refused or failed the node ({Code}, transient: {Transient}): {Reason}; retrying")]
+    public static partial void CachedStartControlFailed(ILogger logger, MeshErrorCode code, string reason, bool transient);
+
+    [LoggerMessage(EventId = 4017, Level = LogLevel.Information, Message = "The first live netmap replaced the cached one ({Peers} peers)")]
+    public static partial void LiveNetmapReplacedCache(ILogger logger, int peers);
+
+    [LoggerMessage(EventId = 4018, Level = LogLevel.Information, Message = "WireGuard port {Port} of the previous run is taken: bound {Bound} instead")]
+    public static partial void PreviousPortTaken(ILogger logger, int port, int bound);
+
+    [LoggerMessage(EventId = 4019, Level = LogLevel.Warning, Message = "The node's identity could not be saved ({Reason}); the node keeps running")]
+    public static partial void IdentityUpdateNotSaved(ILogger logger, string reason);
+
     [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "Error while stopping the node ({Step})")]
     public static partial void DisposeStepFailed(ILogger logger, Exception exception, string step);
 
@@ -137,6 +158,18 @@ internal static partial class MeshLog
     public static partial void PacketDenied(ILogger logger, MeshPolicyDenialReason reason, string flow, long suppressed);
 
     // ------------------------------------------------------------------ state stores (4150-4199)
+
+    [LoggerMessage(EventId = 4160, Level = LogLevel.Debug, Message = "Netmap cache saved (sequence {Sequence}, {Peers} peers)")]
+    public static partial void NetmapCacheSaved(ILogger logger, ulong sequence, int peers);
+
+    [LoggerMessage(EventId = 4161, Level = LogLevel.Warning, Message = "The netmap cache could not be written ({Reason}); retrying at the next change ({Suppressed} more failures not logged since the last message)")]
+    public static partial void NetmapCacheSaveFailed(ILogger logger, string reason, int suppressed);
+
+    [LoggerMessage(EventId = 4162, Level = LogLevel.Information, Message = "The netmap cache was deleted ({Reason})")]
+    public static partial void NetmapCacheDeleted(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 4163, Level = LogLevel.Warning, Message = "The netmap cache could not be deleted ({Reason})")]
+    public static partial void NetmapCacheDeleteFailed(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 4150, Level = LogLevel.Debug, Message = "Node state saved to {Path}")]
     public static partial void StateSaved(ILogger logger, string path);

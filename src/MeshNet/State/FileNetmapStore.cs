@@ -100,7 +100,7 @@ public sealed class FileNetmapStore : IMeshNetmapStore
         try
         {
             await AtomicFile.WriteAsync(Path, bytes, cancellationToken).ConfigureAwait(false);
-            MeshLog.NetmapCacheSaved(_logger, Path, netmap.Sequence, netmap.PeerCount, bytes.Length);
+            MeshLog.NetmapCacheFileSaved(_logger, Path, netmap.Sequence, netmap.PeerCount, bytes.Length);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -119,7 +119,7 @@ public sealed class FileNetmapStore : IMeshNetmapStore
         try
         {
             AtomicFile.Delete(Path);
-            MeshLog.NetmapCacheDeleted(_logger, Path);
+            MeshLog.NetmapCacheFileDeleted(_logger, Path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

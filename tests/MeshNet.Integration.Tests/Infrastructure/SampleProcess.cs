@@ -39,7 +39,20 @@ internal sealed class SampleProcess : IAsyncDisposable
     public int ExitCode => _process.ExitCode;
 
     /// <summary>The built assembly of a sample: <c>samples/NAME/bin/CONFIG/net10.0/NAME.dll</c>.</summary>
-    public static string AssemblyOf(string sample)
+    public static string AssemblyOf(string sample) => BuiltAssembly("samples", sample);
+
+    /// <summary>Starts a test host (<c>tests/Hosts/NAME/bin/CONFIG/net10.0/NAME.dll</c>) as its own process.</summary>
+    public static SampleProcess StartHost(string host, IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        StartAssembly(BuiltAssembly(Path.Combine("tests", "Hosts"), host), environment, args);
+
+    /// <summary>Writes a line to the process's standard input.</summary>
+    public async Task WriteLineAsync(string line)
+    {
+        await _process.StandardInput.WriteLineAsync(line);
+        await _process.StandardInput.FlushAsync();
+    }
+
+    private static string BuiltAssembly(string folder, string sample)
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "MeshNet.sln")))
@@ -52,7 +65,7 @@ internal sealed class SampleProcess : IAsyncDisposable
         }
         // The test assembly's own configuration (bin/Release/... under ./test.sh, bin/Debug/... by default).
         var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
-        var path = Path.Combine(directory.FullName, "samples", sample, "bin", configuration, "net10.0", $"{sample}.dll");
+        var path = Path.Combine(directory.FullName, folder, sample, "bin", configuration, "net10.0", $"{sample}.dll");
         if (!File.Exists(path))
         {
             throw new InvalidOperationException($"{path} is missing: build the solution first (dotnet build MeshNet.sln -c {configuration}).");
@@ -60,7 +73,10 @@ internal sealed class SampleProcess : IAsyncDisposable
         return path;
     }
 
-    public static SampleProcess Start(string sample, IReadOnlyDictionary<string, string> environment, params string[] args)
+    public static SampleProcess Start(string sample, IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        StartAssembly(AssemblyOf(sample), environment, args);
+
+    private static SampleProcess StartAssembly(string assembly, IReadOnlyDictionary<string, string> environment, string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -71,7 +87,7 @@ internal sealed class SampleProcess : IAsyncDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
-        info.ArgumentList.Add(AssemblyOf(sample));
+        info.ArgumentList.Add(assembly);
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);

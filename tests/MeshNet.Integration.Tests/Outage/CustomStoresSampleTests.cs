@@ -11,7 +11,7 @@ public sealed class CustomStoresSampleTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
 
-    [Fact(Skip = "Round 2 needs the node's cold start from the cached netmap (the outage work); remove this Skip when it is merged.")]
+    [Fact]
     public async Task TwoNodesOnSqliteStoresTalkAgainAfterTheCoordinationServiceStopped()
     {
         await using var run = await SampleProcess.RunAsync("CustomStores", new Dictionary<string, string>(), Timeout);
