@@ -21,23 +21,32 @@ internal sealed class StartupScenario : IAsyncDisposable
     private Task _accepting = Task.CompletedTask;
     private TaskCompletionSource _received = NewSignal();
 
-    private StartupScenario(string directory, EmbeddedCoordinationServer server, string url, string authKey)
+    private readonly LatencyProxy? _proxy;
+
+    private StartupScenario(string directory, EmbeddedCoordinationServer server, string authKey, LatencyProxy? proxy)
     {
         _directory = directory;
         _data = Path.Combine(directory, "control");
         _server = server;
-        Url = url;
+        ServerUrl = server.Url;
+        _proxy = proxy;
+        Url = proxy?.Url.ToString().TrimEnd('/') ?? server.Url;
         AuthKey = authKey;
     }
 
+    /// <summary>The URL the nodes use: the service itself, or the latency proxy in front of it.</summary>
     public string Url { get; }
+
+    /// <summary>The service's own URL (it restarts there).</summary>
+    public string ServerUrl { get; }
 
     /// <summary>Where the nodes log (null: nowhere; <c>--verbose</c> logs to the console).</summary>
     public static Microsoft.Extensions.Logging.ILoggerFactory? Logging { get; set; }
 
     public string AuthKey { get; }
 
-    public static async Task<StartupScenario> StartAsync()
+    /// <param name="controlRoundTrip">Latency added between the nodes and the service (zero: none, the service is on loopback in this process).</param>
+    public static async Task<StartupScenario> StartAsync(TimeSpan controlRoundTrip)
     {
         var directory = Directory.CreateTempSubdirectory("meshnet-bench-startup-").FullName;
         var data = Path.Combine(directory, "control");
@@ -45,7 +54,8 @@ internal sealed class StartupScenario : IAsyncDisposable
         var server = await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions { DataDirectory = data });
         await server.CreateTailnetAsync("bench");
         var key = await server.CreateAuthKeyAsync("bench", reusable: true);
-        var scenario = new StartupScenario(directory, server, server.Url, key);
+        var proxy = controlRoundTrip > TimeSpan.Zero ? new LatencyProxy(IPEndPoint.Parse(new Uri(server.Url).Authority), controlRoundTrip) : null;
+        var scenario = new StartupScenario(directory, server, key, proxy);
         scenario._peer = await MeshNode.StartAsync(scenario.Options("peer", new InMemoryStateStore(), null));
         scenario._listener = await scenario._peer.ListenAsync(PeerPort);
         scenario._accepting = scenario.AcceptAsync();
@@ -69,18 +79,20 @@ internal sealed class StartupScenario : IAsyncDisposable
     };
 
     /// <summary>Starts a node with <paramref name="options"/>, dials the peer, writes one byte; returns the time until the peer read it, and the node.</summary>
-    public async Task<(TimeSpan Elapsed, MeshNode Node)> MeasureAsync(MeshNodeOptions options, CancellationToken cancellationToken)
+    public async Task<(StartupTiming Timing, MeshNode Node)> MeasureAsync(MeshNodeOptions options, CancellationToken cancellationToken)
     {
         _received = NewSignal();
         var clock = Stopwatch.StartNew();
         var node = await MeshNode.StartAsync(options, cancellationToken);
+        var started = clock.Elapsed;
         try
         {
             await using var connection = await node.DialAsync("peer", PeerPort, cancellationToken);
+            var connected = clock.Elapsed;
             await connection.WriteAsync(new byte[] { 42 }, cancellationToken);
             await connection.FlushAsync(cancellationToken);
             await _received.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
-            return (clock.Elapsed, node);
+            return (new StartupTiming(started.TotalMilliseconds, connected.TotalMilliseconds, clock.Elapsed.TotalMilliseconds), node);
         }
         catch
         {
@@ -99,7 +111,7 @@ internal sealed class StartupScenario : IAsyncDisposable
     }
 
     public async Task RestartControlAsync() =>
-        _server ??= await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions { DataDirectory = _data, Url = Url });
+        _server ??= await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions { DataDirectory = _data, Url = ServerUrl });
 
     private async Task AcceptAsync()
     {
@@ -142,6 +154,10 @@ internal sealed class StartupScenario : IAsyncDisposable
             await _peer.DisposeAsync();
         }
         await StopControlAsync();
+        if (_proxy is not null)
+        {
+            await _proxy.DisposeAsync();
+        }
         try
         {
             Directory.Delete(_directory, recursive: true);
@@ -151,3 +167,6 @@ internal sealed class StartupScenario : IAsyncDisposable
         }
     }
 }
+
+/// <summary>Milliseconds from StartAsync to its return, to the connection being open, and to the peer reading the first byte.</summary>
+internal readonly record struct StartupTiming(double Started, double Connected, double FirstByte);

@@ -44,8 +44,35 @@ internal sealed class Handshake : IDisposable
     /// <summary>The peer's static public key.</summary>
     public byte[] RemoteStatic { get; } = new byte[KeySize];
 
-    /// <summary>DH(our static, peer static), recomputed when either key changes.</summary>
-    public byte[] PrecomputedStaticStatic { get; } = GC.AllocateArray<byte>(KeySize, pinned: true);
+    // DH(our static, peer static) for _staticStaticFor; computed at the first handshake that
+    // needs it (not when the peer is configured, so that configuring thousands of peers costs no
+    // X25519 at all), and again after our identity changed.
+    private readonly byte[] _staticStatic = GC.AllocateArray<byte>(KeySize, pinned: true);
+    private StaticIdentity? _staticStaticFor;
+
+    /// <summary>
+    /// DH(<paramref name="identity"/>'s static key, the peer's static key); all zero (unusable)
+    /// for a low-order peer key. Computed on first use for each identity. Caller holds <see cref="Sync"/>.
+    /// </summary>
+    public byte[] StaticStatic(StaticIdentity identity)
+    {
+        if (!ReferenceEquals(_staticStaticFor, identity))
+        {
+            if (!NoiseSymmetricState.Dh(identity.Key, RemoteStatic, _staticStatic))
+            {
+                _staticStatic.AsSpan().Clear();
+            }
+            _staticStaticFor = identity;
+        }
+        return _staticStatic;
+    }
+
+    /// <summary>Forgets the static-static DH (our identity changed). Caller holds <see cref="Sync"/>.</summary>
+    public void InvalidateStaticStatic()
+    {
+        _staticStaticFor = null;
+        CryptographicOperations.ZeroMemory(_staticStatic);
+    }
 
     /// <summary>The pre-shared key, or 32 zero bytes when none is configured.</summary>
     public byte[] PresharedKey { get; } = GC.AllocateArray<byte>(KeySize, pinned: true);
@@ -88,7 +115,7 @@ internal sealed class Handshake : IDisposable
         {
             Clear();
             Noise.Dispose();
-            CryptographicOperations.ZeroMemory(PrecomputedStaticStatic);
+            InvalidateStaticStatic();
             CryptographicOperations.ZeroMemory(PresharedKey);
         }
     }

@@ -34,7 +34,7 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
             Span<byte> timestamp = stackalloc byte[TimestampSize];
             Tai64N.Write(device.Time.GetUtcNow(), timestamp);
             if (!NoiseIkPsk2.WriteMessage1(handshake.Noise, handshake.RemoteStatic, handshake.LocalEphemeral,
-                identity.PublicKey.AsSpan(), handshake.PrecomputedStaticStatic, timestamp,
+                identity.PublicKey.AsSpan(), handshake.StaticStatic(identity), timestamp,
                 message.Slice(WireGuardProtocol.InitiationNoiseOffset, WireGuardProtocol.InitiationNoiseSize)))
             {
                 device.Indices.Delete(handshake.LocalIndex);
@@ -79,7 +79,7 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
         Span<byte> timestamp = stackalloc byte[TimestampSize];
         lock (handshake.Sync)
         {
-            if (!NoiseIkPsk2.ReadMessage1Payload(state, handshake.PrecomputedStaticStatic, noiseMessage, timestamp))
+            if (!NoiseIkPsk2.ReadMessage1Payload(state, handshake.StaticStatic(identity), noiseMessage, timestamp))
             {
                 reason = WireGuardDropReason.HandshakeFailed;
                 return null;

@@ -39,7 +39,6 @@ internal sealed partial class Peer : IDisposable
         publicKey.CopyTo(Handshake.RemoteStatic);
         CookieGenerator = new CookieGenerator(publicKey, device.Time);
         Timers = new PeerTimers(this, device);
-        RecomputeStaticStatic(device.Identity);
     }
 
     public WireGuardPublicKey PublicKey { get; }
@@ -113,15 +112,12 @@ internal sealed partial class Peer : IDisposable
         }
     }
 
-    /// <summary>Recomputes DH(our static, peer static); all zero (unusable) for a low-order peer key.</summary>
-    public void RecomputeStaticStatic(StaticIdentity identity)
+    /// <summary>Our identity changed: the static-static DH is computed again at the next handshake.</summary>
+    public void InvalidateStaticStatic()
     {
         lock (Handshake.Sync)
         {
-            if (!NoiseSymmetricState.Dh(identity.Key, PublicKey.AsSpan(), Handshake.PrecomputedStaticStatic))
-            {
-                Handshake.PrecomputedStaticStatic.AsSpan().Clear();
-            }
+            Handshake.InvalidateStaticStatic();
         }
     }
 

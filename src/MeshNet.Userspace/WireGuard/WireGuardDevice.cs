@@ -229,7 +229,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
             }
             foreach (var peer in _peers.Values)
             {
-                peer.RecomputeStaticStatic(identity);
+                peer.InvalidateStaticStatic();
                 peer.ResetForNewIdentity();
             }
             DeviceLog.PrivateKeyChanged(_context.Logger);
