@@ -41,9 +41,12 @@ internal sealed class SampleProcess : IAsyncDisposable
     /// <summary>The built assembly of a sample: <c>samples/NAME/bin/CONFIG/net10.0/NAME.dll</c>.</summary>
     public static string AssemblyOf(string sample) => BuiltAssembly("samples", sample);
 
+    /// <summary>The built assembly of a test host program (tests/Hosts/<paramref name="host"/>), in the test assembly's own configuration.</summary>
+    public static string HostAssemblyOf(string host) => BuiltAssembly(Path.Combine("tests", "Hosts"), host);
+
     /// <summary>Starts a test host (<c>tests/Hosts/NAME/bin/CONFIG/net10.0/NAME.dll</c>) as its own process.</summary>
     public static SampleProcess StartHost(string host, IReadOnlyDictionary<string, string> environment, params string[] args) =>
-        StartAssembly(BuiltAssembly(Path.Combine("tests", "Hosts"), host), environment, args);
+        StartAssembly(HostAssemblyOf(host), environment, args);
 
     /// <summary>Writes a line to the process's standard input.</summary>
     public async Task WriteLineAsync(string line)

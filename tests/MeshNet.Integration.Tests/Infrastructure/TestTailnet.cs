@@ -59,9 +59,13 @@ internal sealed class TestTailnet : IAsyncDisposable
     }
 
     /// <summary>Node options for this service: loopback only, fast reconnects, the test timeout to start.</summary>
-    public MeshNodeOptions Options(string hostname, string? authKey, IMeshStateStore? store = null, Uri? controlUrl = null) => new()
+    public MeshNodeOptions Options(string hostname, string? authKey, IMeshStateStore? store = null, Uri? controlUrl = null) =>
+        LoopbackOptions(controlUrl ?? new Uri(Server.Url), hostname, authKey, store);
+
+    /// <summary>Node options for the service at <paramref name="controlUrl"/>: loopback only, fast reconnects, the test timeout to start.</summary>
+    public static MeshNodeOptions LoopbackOptions(Uri controlUrl, string hostname, string? authKey, IMeshStateStore? store) => new()
     {
-        ControlUrl = controlUrl ?? new Uri(Server.Url),
+        ControlUrl = controlUrl,
         AuthKey = authKey,
         Hostname = hostname,
         BindAddress = IPAddress.Loopback,

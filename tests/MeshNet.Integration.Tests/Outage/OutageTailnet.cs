@@ -67,19 +67,13 @@ internal sealed class OutageTailnet : IAsyncDisposable
     }
 
     /// <summary>Options for a node with a netmap cache written every 50 ms; loopback only, fast reconnects.</summary>
-    public MeshNodeOptions Options(string hostname, string? authKey, IMeshStateStore state, IMeshNetmapStore netmap) => new()
+    public MeshNodeOptions Options(string hostname, string? authKey, IMeshStateStore state, IMeshNetmapStore netmap)
     {
-        ControlUrl = new Uri(Url),
-        AuthKey = authKey,
-        Hostname = hostname,
-        BindAddress = IPAddress.Loopback,
-        StateStore = state,
-        NetmapStore = netmap,
-        NetmapCacheWriteInterval = TimeSpan.FromMilliseconds(50),
-        StartTimeout = TestTailnet.Timeout,
-        ControlReconnectMinDelay = TimeSpan.FromMilliseconds(50),
-        ControlReconnectMaxDelay = TimeSpan.FromMilliseconds(500),
-    };
+        var options = TestTailnet.LoopbackOptions(new Uri(Url), hostname, authKey, state);
+        options.NetmapStore = netmap;
+        options.NetmapCacheWriteInterval = TimeSpan.FromMilliseconds(50);
+        return options;
+    }
 
     /// <summary>Starts a node that is disposed with the tailnet (disposing it earlier is fine).</summary>
     public async Task<MeshNode> StartNodeAsync(MeshNodeOptions options)

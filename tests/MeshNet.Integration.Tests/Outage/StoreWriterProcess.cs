@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using MeshNet.Integration.Tests.Infrastructure;
 
 namespace MeshNet.Integration.Tests.Outage;
 
@@ -56,7 +57,7 @@ internal sealed class StoreWriterProcess : IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(AssemblyPath());
+        info.ArgumentList.Add(SampleProcess.HostAssemblyOf(Project));
         info.ArgumentList.Add(directory);
         info.ArgumentList.Add("--seconds");
         info.ArgumentList.Add("20");
@@ -115,27 +116,6 @@ internal sealed class StoreWriterProcess : IAsyncDisposable
         {
             Interlocked.Exchange(ref _lastSaved, long.Parse(line["saved ".Length..], CultureInfo.InvariantCulture));
         }
-    }
-
-    /// <summary>The host's build output, in the test assembly's own configuration.</summary>
-    private static string AssemblyPath()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "MeshNet.sln")))
-        {
-            directory = directory.Parent;
-        }
-        if (directory is null)
-        {
-            throw new InvalidOperationException($"No MeshNet.sln above {AppContext.BaseDirectory}.");
-        }
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
-        var path = Path.Combine(directory.FullName, "tests", "Hosts", Project, "bin", configuration, "net10.0", $"{Project}.dll");
-        if (!File.Exists(path))
-        {
-            throw new InvalidOperationException($"{path} is missing: build the solution first (dotnet build MeshNet.sln -c {configuration}).");
-        }
-        return path;
     }
 
     public async ValueTask DisposeAsync()
