@@ -100,6 +100,35 @@ public sealed class NetmapCacheStartTests
     }
 
     [Fact]
+    public async Task APolicyThatForbidsTheCacheForATagDeletesThoseNodesCopiesOnly()
+    {
+        await using var tailnet = await OutageTailnet.StartAsync();
+        var kioskKey = await tailnet.Server.CreateAuthKeyAsync("acme", reusable: true, tags: ["tag:kiosk"]);
+        var officeKey = await tailnet.Server.CreateAuthKeyAsync("acme", reusable: true, user: "alice@example.com");
+        var kioskStores = tailnet.NewStores();
+        var officeStores = tailnet.NewStores();
+        var kiosk = await tailnet.StartNodeAsync(tailnet.Options("kiosk", kioskKey, kioskStores.State, kioskStores.Netmap));
+        var office = await tailnet.StartNodeAsync(tailnet.Options("office", officeKey, officeStores.State, officeStores.Netmap));
+        await OutageTailnet.WaitForCachedPeersAsync(kiosk, kioskStores.Netmap, kioskStores.State, "office");
+        await OutageTailnet.WaitForCachedPeersAsync(office, officeStores.Netmap, officeStores.State, "kiosk");
+
+        ulong version = await tailnet.Server.SetPolicyAsync("acme", """
+            {
+              "tagOwners": { "tag:kiosk": ["admin@example.com"] },
+              "acls": [ { "action": "accept", "src": ["*"], "dst": ["*:*"] } ],
+              // Kiosks may be stolen: they keep nothing about the tailnet on disk.
+              "netmapCache": { "forbid": ["tag:kiosk"] },
+            }
+            """);
+        await TestTailnet.WaitUntilAsync(() => !kioskStores.Netmap.HasNetmap, "the kiosk's cached netmap to be deleted");
+        await TestTailnet.WaitUntilAsync(() => office.GetStatus().PolicyVersion >= version, "office to apply the policy");
+        officeStores.Netmap.HasNetmap.Should().BeTrue("the policy forbids the cache to tag:kiosk only");
+
+        await kiosk.DisposeAsync();
+        kioskStores.Netmap.HasNetmap.Should().BeFalse("nothing is saved while the service forbids it, not even when the node stops");
+    }
+
+    [Fact]
     public async Task NetmapChangesAreCoalescedIntoOneWritePerIntervalAndTheLastOneIsWrittenWhenTheNodeStops()
     {
         await using var tailnet = await OutageTailnet.StartAsync();
