@@ -180,7 +180,7 @@ public sealed partial class MeshNode
             _options.EndpointRefreshInterval, _time, _logger);
         _mapLoop = new MapStreamLoop(_control!, () =>
         {
-            var request = new MapRequest { NodeKey = ByteString.CopyFrom(_identity!.PublicKey.AsSpan()) };
+            var request = new MapRequest { NodeKey = ByteString.CopyFrom(_identity!.PublicKey.AsSpan()), Instance = _instance };
             request.Endpoints.Add(LocalEndpoints.Format(_endpoints.Current));
             return request;
         }, OnNetmap, RecoverAsync, _backoff, _options.ControlKeepAliveTimeout, _time, _logger);

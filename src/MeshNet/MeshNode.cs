@@ -46,6 +46,10 @@ public sealed partial class MeshNode : IAsyncDisposable
     private readonly List<ControlSigner> _retiredSigners = [];
     private readonly SemaphoreSlim _rotation = new(1, 1);
 
+    // This run's id, sent with every map stream: peers that see it change know the node
+    // restarted (and lost its WireGuard sessions), even when its key and port are the same.
+    private readonly string _instance = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+
     // Set while starting, then read-only, except the identity and signer, which a key rotation
     // replaces (on the start path, or later on the map loop's task).
     private volatile MeshNodeIdentity? _identity;

@@ -101,7 +101,7 @@ public sealed class RegistrationTests
         var started = DateTime.UtcNow;
         await DialAsync(client, again, "web", "by name");
         (DateTime.UtcNow - started).Should().BeLessThan(TimeSpan.FromSeconds(5),
-            "the client restarts its WireGuard session when web advertises its new endpoint, instead of waiting out WireGuard's 15-second retry");
+            "the client restarts its WireGuard session when web connects with a new run id (its key and port are the same), instead of waiting out WireGuard's 15-second retry");
         await DialAsync(client, again, addresses[0].ToString(), "by IPv4");
         await DialAsync(client, again, addresses[1].ToString(), "by IPv6");
     }

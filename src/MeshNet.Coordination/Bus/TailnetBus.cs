@@ -151,7 +151,7 @@ internal sealed partial class TailnetBus
     /// </summary>
     /// <exception cref="RpcException">The node is gone, its key was replaced or expired, or the resume point is ahead of the session.</exception>
     public MapStream Attach(ulong nodeId, ReadOnlySpan<byte> nodeKey, string resumeHandle, ulong lastSequence,
-        IReadOnlyList<string> endpoints, DateTimeOffset now, out bool resumed)
+        IReadOnlyList<string> endpoints, DateTimeOffset now, out bool resumed, string instance = "")
     {
         lock (_gate)
         {
@@ -200,12 +200,21 @@ internal sealed partial class TailnetBus
                 patch.Endpoints = ToEndpoints(endpoints);
                 changed = true;
             }
+            if (instance.Length > 0 && !string.Equals(node.Record.Instance, instance, StringComparison.Ordinal))
+            {
+                patch.Instance = instance; // a restart: peers hand it a new WireGuard session
+                changed = true;
+            }
             if (changed)
             {
                 var record = node.Record.Clone();
                 record.Online = true;
                 record.Endpoints.Clear();
                 record.Endpoints.Add(endpoints);
+                if (instance.Length > 0)
+                {
+                    record.Instance = instance;
+                }
                 node.Record = record;
             }
 

@@ -57,6 +57,7 @@ internal sealed class ControlService : ControlApi.ControlBase
     {
         RequestValidator.NodeKey(request.NodeKey, "node_key");
         RequestValidator.Session(request.Session);
+        RequestValidator.Instance(request.Instance);
         var endpoints = RequestValidator.Endpoints(request.Endpoints, "endpoints");
         StoredNode node;
         TailnetBus bus;
@@ -67,7 +68,8 @@ internal sealed class ControlService : ControlApi.ControlBase
             (node, bus) = await FindNodeAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
             try
             {
-                stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, endpoints, _time.GetUtcNow(), out resumed);
+                stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, endpoints, _time.GetUtcNow(), out resumed,
+                    request.Instance);
                 break;
             }
             catch (RpcException) when (bus.IsRetired)

@@ -93,6 +93,15 @@ internal static class RequestValidator
         }
     }
 
+    /// <summary>A node's run id (MapRequest.instance): at most 64 printable ASCII characters.</summary>
+    public static void Instance(string instance)
+    {
+        if (instance.Length > 64 || instance.Any(c => c is < '!' or > '~'))
+        {
+            throw Failures.Invalid("instance must be at most 64 printable ASCII characters without spaces");
+        }
+    }
+
     /// <summary>An auth key's user: empty, or a name with '@', no whitespace, at most 256 characters.</summary>
     public static void User(string user)
     {

@@ -87,12 +87,14 @@ internal sealed class PeerConfigurator : IDisposable
         {
             try
             {
-                if (_applied.TryGetValue(peer.Key, out var before) && before.Endpoint is not null && !Equals(before.Endpoint, peer.Endpoint))
+                if (_applied.TryGetValue(peer.Key, out var before)
+                    && ((before.Endpoint is not null && !Equals(before.Endpoint, peer.Endpoint)) || peer.RestartedSince(before)))
                 {
-                    // A new advertised endpoint usually means the peer restarted (a new socket) or
-                    // moved: its old session is gone with it, and packets sent on it would vanish
-                    // until WireGuard's 15-second retry. Dropping the session here makes the next
-                    // packet start a handshake at once; connections above are not disturbed.
+                    // A new run id means the peer restarted, and a new advertised endpoint usually
+                    // means it restarted (a new socket) or moved: its old session is gone with it,
+                    // and packets sent on it would vanish until WireGuard's 15-second retry.
+                    // Dropping the session here makes the next packet start a handshake at once;
+                    // connections above are not disturbed.
                     _target.RemovePeer(peer.Key);
                     MeshLog.PeerSessionReset(_logger, peer.NodeId, peer.Key.ToShortString());
                 }

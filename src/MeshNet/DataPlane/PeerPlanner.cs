@@ -52,7 +52,7 @@ internal static class PeerPlanner
             {
                 allowed.Add(new IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128));
             }
-            desired[peer.Key] = new DesiredPeer(peer.Key, peer.Id, endpoint, allowed.MoveToImmutable());
+            desired[peer.Key] = new DesiredPeer(peer.Key, peer.Id, endpoint, allowed.MoveToImmutable(), peer.Instance);
         }
         return desired;
     }

@@ -152,6 +152,10 @@ internal static class NetmapApplier
         {
             result = result with { LastSeen = lastSeen.ToDateTimeOffset() };
         }
+        if (patch.Instance.Length > 0)
+        {
+            result = result with { Instance = patch.Instance };
+        }
         return result;
     }
 

@@ -35,6 +35,9 @@ internal sealed record NetmapNode
     /// <summary>The user the node belongs to; empty for tagged nodes.</summary>
     public string User { get; init; } = "";
 
+    /// <summary>The node's current run id (empty when unknown); a new one means it restarted.</summary>
+    public string Instance { get; init; } = "";
+
     public bool Online { get; init; }
 
     public bool Ephemeral { get; init; }
@@ -72,6 +75,7 @@ internal sealed record NetmapNode
             Endpoints = ParseEndpoints(node.Endpoints),
             Tags = [.. node.Tags],
             User = node.User,
+            Instance = node.Instance,
             Online = node.Online,
             Ephemeral = node.Ephemeral,
             KeyExpiry = ToTime(node.KeyExpiry),
@@ -89,6 +93,7 @@ internal sealed record NetmapNode
             Name = Name,
             Hostname = Hostname,
             User = User,
+            Instance = Instance,
             Online = Online,
             Ephemeral = Ephemeral,
             KeyExpiry = KeyExpiry is { } expiry ? Timestamp.FromDateTimeOffset(expiry) : null,

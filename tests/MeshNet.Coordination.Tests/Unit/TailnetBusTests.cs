@@ -34,6 +34,33 @@ public sealed class TailnetBusTests
     }
 
     [Fact]
+    public void ANewRunIdReachesThePeersAsAPatchAndTheSameOneAgainDoesNot()
+    {
+        var fixture = new BusFixture(nodes: 2);
+        var first = fixture.Attach(1);
+        BusFixture.Drain(first);
+        var second = fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-a");
+        BusFixture.Drain(second).Single().Full.Self.Instance.Should().Be("run-a");
+        BusFixture.Drain(first).Single().Delta.Patches.Single().Instance.Should().Be("run-a");
+
+        // The same run reconnects (a control hiccup): online again, no new run id.
+        fixture.Bus.Detach(second, fixture.Now);
+        BusFixture.Drain(first).Single().Delta.Patches.Single().Online.Should().BeFalse();
+        var again = fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-a");
+        BusFixture.Drain(again);
+        var patch = BusFixture.Drain(first).Single().Delta.Patches.Single();
+        patch.Online.Should().BeTrue();
+        patch.Instance.Should().BeEmpty("the run did not change");
+
+        // A restart: a new run id.
+        fixture.Bus.Detach(again, fixture.Now);
+        BusFixture.Drain(first);
+        var restarted = fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-b");
+        BusFixture.Drain(restarted);
+        BusFixture.Drain(first).Single().Delta.Patches.Single().Instance.Should().Be("run-b");
+    }
+
+    [Fact]
     public void JoinEndpointsOnlineOfflineRotationAndLeaveReachEveryOtherConnectedNodeOnce()
     {
         var fixture = new BusFixture(nodes: 4);

@@ -85,6 +85,20 @@ public sealed class PeerConfiguratorTests : IDisposable
     }
 
     [Fact]
+    public void ANewRunIdRestartsThatPeersSessionEvenWithTheSameEndpoint()
+    {
+        ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Instance = "run-a" } } });
+        _device.Operations.Should().Equal(["set k3"], "the first run id seen is only recorded");
+
+        ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Online = false }, new PeerPatch { Id = 3, Online = true } } });
+        _device.Operations.Should().BeEmpty("a reconnect of the same run changes nothing");
+
+        ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Instance = "run-b" } } });
+        _device.Operations.Should().Equal(["remove k3", "set k3"], "a restarted peer has lost its session: the next packet handshakes at once");
+        _device.Peers[Key(3)].Endpoint.Should().Be(IPEndPoint.Parse("192.0.2.3:41641"));
+    }
+
+    [Fact]
     public void AChangeBehindTheFirstEndpointTouchesNothing()
     {
         ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Endpoints = new Endpoints { Values = { "192.0.2.3:41641", "198.51.100.3:1" } } } } });
