@@ -4,20 +4,13 @@ using static MeshNet.Interop.Tests.Relay.ArrivalStatistics;
 
 namespace MeshNet.Interop.Tests.Relay;
 
-/// <summary>Runs its tests alone (after the parallel ones), so timings and allocation counts are not disturbed by other tests.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class RelayMeasurementCollection
-{
-    public const string Name = "Relay measurements";
-}
-
 /// <summary>
 /// The <see cref="ImpairmentRelay"/>'s delay and jitter, measured on loopback: datagrams leave
 /// on time to well within a millisecond, jitter has the configured spread, and the scheduler
 /// path allocates nothing per datagram.
 /// </summary>
 [Trait("Category", "Unit")]
-[Collection(RelayMeasurementCollection.Name)]
+[Collection(MeasurementCollection.Name)]
 public sealed class ImpairmentRelayTimingTests(ITestOutputHelper output)
 {
     [Fact]

@@ -13,6 +13,7 @@ namespace MeshNet.Interop.Tests.Tcp;
 /// (item 3), and 200 concurrent connections each moving 1 MiB both ways (item 4).
 /// </summary>
 [Trait("Category", "TcpInterop")]
+[Collection(MeasurementCollection.Name)]
 public sealed class TcpInteropLoadTests(ITestOutputHelper output)
 {
     /// <summary>

@@ -14,6 +14,7 @@ namespace MeshNet.Interop.Tests.WireGuard;
 /// forced by moving MeshNet's clock past RekeyAfterTime while traffic flows.
 /// </summary>
 [Trait("Category", "WireGuardInterop")]
+[Collection(MeasurementCollection.Name)]
 public sealed class WireGuardInteropLoadTests
 {
     [InteropFact]
