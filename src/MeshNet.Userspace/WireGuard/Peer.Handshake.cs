@@ -6,7 +6,14 @@ internal sealed partial class Peer
     /// Starts a handshake: at most one initiation per RekeyTimeout (5 s). A non-retry
     /// initiation resets the retry count; retries come from the retransmit timer.
     /// </summary>
-    public void SendHandshakeInitiation(bool isRetry)
+    public void SendHandshakeInitiation(bool isRetry) => SendHandshakeInitiation(isRetry, force: false);
+
+    /// <summary>
+    /// Sends an initiation; with <paramref name="force"/> even when one was sent less than
+    /// RekeyTimeout ago (only not within the responder's 20 ms flood limit): for a peer known to
+    /// have restarted, whose session from before is dead even though one was just sent.
+    /// </summary>
+    public void SendHandshakeInitiation(bool isRetry, bool force)
     {
         if (!IsRunning)
         {
@@ -19,7 +26,8 @@ internal sealed partial class Peer
         long now = _device.Now();
         lock (Handshake.Sync)
         {
-            if (Handshake.LastSentHandshake is long last && _device.IsWithin(last, WireGuardProtocol.RekeyTimeout, now))
+            var guard = force ? WireGuardProtocol.HandshakeInitiationRate : WireGuardProtocol.RekeyTimeout;
+            if (Handshake.LastSentHandshake is long last && _device.IsWithin(last, guard, now))
             {
                 return;
             }

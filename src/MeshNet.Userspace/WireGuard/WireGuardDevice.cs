@@ -173,9 +173,16 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
     /// its peers a new session at once: a peer still holding a session from before the restart
     /// would otherwise send on it, unheard, until WireGuard's own retry some 15 seconds later.
     /// </summary>
+    /// <param name="publicKey">The peer.</param>
+    /// <param name="evenIfRecent">
+    /// Also when an initiation or response was sent less than RekeyTimeout (5 s) ago (but not
+    /// within 20 ms, which the peer would refuse as a flood): for a peer known to have restarted
+    /// since, whose earlier sessions are gone. The current session keeps carrying packets until
+    /// the new one is confirmed.
+    /// </param>
     /// <returns>False when no such peer is configured.</returns>
     /// <exception cref="ObjectDisposedException">The device has been disposed.</exception>
-    public bool InitiateHandshake(WireGuardPublicKey publicKey)
+    public bool InitiateHandshake(WireGuardPublicKey publicKey, bool evenIfRecent = false)
     {
         ArgumentNullException.ThrowIfNull(publicKey);
         ThrowIfDisposed();
@@ -183,7 +190,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
         {
             return false;
         }
-        peer.SendHandshakeInitiation(isRetry: false);
+        peer.SendHandshakeInitiation(isRetry: false, force: evenIfRecent);
         return true;
     }
 

@@ -11,6 +11,9 @@ internal interface IPeerTarget
 
     /// <summary>Removes a peer; false when it was not configured.</summary>
     bool RemovePeer(WireGuardPublicKey publicKey);
+
+    /// <summary>Starts a handshake with a configured peer that restarted, now, even if one was sent in the last seconds.</summary>
+    void InitiateHandshake(WireGuardPublicKey publicKey);
 }
 
 /// <summary>The real <see cref="IPeerTarget"/>.</summary>
@@ -19,4 +22,6 @@ internal sealed class DevicePeerTarget(WireGuardDevice device) : IPeerTarget
     public void SetPeer(WireGuardPeerConfig config) => device.SetPeer(config);
 
     public bool RemovePeer(WireGuardPublicKey publicKey) => device.RemovePeer(publicKey);
+
+    public void InitiateHandshake(WireGuardPublicKey publicKey) => device.InitiateHandshake(publicKey, evenIfRecent: true);
 }

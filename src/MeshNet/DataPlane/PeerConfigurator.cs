@@ -87,18 +87,27 @@ internal sealed class PeerConfigurator : IDisposable
         {
             try
             {
-                if (_applied.TryGetValue(peer.Key, out var before)
-                    && ((before.Endpoint is not null && !Equals(before.Endpoint, peer.Endpoint)) || peer.RestartedSince(before)))
+                bool known = _applied.TryGetValue(peer.Key, out var before);
+                bool moved = known && before!.Endpoint is not null && !Equals(before.Endpoint, peer.Endpoint);
+                if (moved)
                 {
-                    // A new run id means the peer restarted, and a new advertised endpoint usually
-                    // means it restarted (a new socket) or moved: its old session is gone with it,
-                    // and packets sent on it would vanish until WireGuard's 15-second retry.
-                    // Dropping the session here makes the next packet start a handshake at once;
-                    // connections above are not disturbed.
+                    // A new advertised endpoint usually means the peer restarted (a new socket) or
+                    // moved: its old session is gone with it, and packets sent on it would vanish
+                    // until WireGuard's 15-second retry. Dropping the session here makes the next
+                    // packet start a handshake at once; connections above are not disturbed.
                     _target.RemovePeer(peer.Key);
                     MeshLog.PeerSessionReset(_logger, peer.NodeId, peer.Key.ToShortString());
                 }
                 _target.SetPeer(peer.ToConfig());
+                if (!moved && known && peer.RestartedSince(before!))
+                {
+                    // A new run id: the peer restarted on the same endpoint and has lost its
+                    // sessions, unless it already handshook with us since (a restart from its
+                    // netmap cache does). A new handshake covers both without dropping a session
+                    // that may be fresh (it keeps carrying packets until the new one is confirmed).
+                    _target.InitiateHandshake(peer.Key);
+                    MeshLog.PeerRestarted(_logger, peer.NodeId, peer.Key.ToShortString());
+                }
                 applied[peer.Key] = peer;
                 MeshLog.PeerConfigured(_logger, peer.NodeId, peer.Key.ToShortString(), peer.Endpoint);
             }

@@ -131,6 +131,9 @@ internal static partial class MeshLog
     [LoggerMessage(EventId = 4105, Level = LogLevel.Debug, Message = "Peer {NodeId} ({PublicKey}) advertises a new endpoint: its WireGuard session is restarted")]
     public static partial void PeerSessionReset(ILogger logger, ulong nodeId, string publicKey);
 
+    [LoggerMessage(EventId = 4106, Level = LogLevel.Debug, Message = "Peer {NodeId} ({PublicKey}) restarted (a new run id): starting a WireGuard handshake with it")]
+    public static partial void PeerRestarted(ILogger logger, ulong nodeId, string publicKey);
+
     [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Peer {NodeId} ({PublicKey}) configured, endpoint {Endpoint}")]
     public static partial void PeerConfigured(ILogger logger, ulong nodeId, string publicKey, IPEndPoint? endpoint);
 

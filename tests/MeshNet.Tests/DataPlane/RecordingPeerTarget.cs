@@ -29,6 +29,8 @@ internal sealed class RecordingPeerTarget : IPeerTarget
         return Peers.Remove(publicKey);
     }
 
+    public void InitiateHandshake(WireGuardPublicKey publicKey) => Operations.Add($"handshake {Name(publicKey)}");
+
     public void Clear() => Operations.Clear();
 
     /// <summary>TestNodes.Key(n) → "k{n}".</summary>

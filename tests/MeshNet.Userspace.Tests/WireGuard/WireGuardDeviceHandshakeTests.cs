@@ -35,6 +35,33 @@ public sealed class WireGuardDeviceHandshakeTests
     }
 
     [Fact]
+    public void AnInitiationAskedForIsSentOncePerRekeyTimeoutUnlessThePeerIsKnownToHaveRestarted()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        a.Device.InitiateHandshake(b.Device.PublicKey).Should().BeTrue();
+        bed.Pump();
+        a.Counters.SessionsEstablished.Should().Be(1);
+
+        bed.Time.Advance(TimeSpan.FromSeconds(1));
+        a.Device.InitiateHandshake(b.Device.PublicKey);
+        bed.Pump();
+        a.Counters.HandshakeInitiationsSent.Should().Be(1, "one was sent less than RekeyTimeout ago");
+
+        a.Device.InitiateHandshake(b.Device.PublicKey, evenIfRecent: true);
+        bed.Pump();
+        a.Counters.HandshakeInitiationsSent.Should().Be(2, "the peer restarted: its sessions from before are gone");
+        a.Counters.SessionsEstablished.Should().Be(2);
+        a.Device.InitiateHandshake(b.Device.PublicKey, evenIfRecent: true);
+        a.Counters.HandshakeInitiationsSent.Should().Be(2, "never within the 20 ms the responder would refuse as a flood");
+
+        using var stranger = WireGuardPrivateKey.Generate();
+        a.Device.InitiateHandshake(stranger.PublicKey).Should().BeFalse("not a configured peer");
+    }
+
+    [Fact]
     public void TrafficFlowsBothWaysAfterTheHandshake()
     {
         using var bed = new DeviceTestBed();
