@@ -87,7 +87,10 @@ public sealed class RelayTopologyTests(ITestOutputHelper output)
         switch (impairment)
         {
             case InteropImpairment.Clean:
-                (retransA.RetransSegs + retransB.RetransSegs).Should().Be(0, "a clean link loses nothing");
+                // Nothing is lost: any retransmission is one Linux itself proved spurious with a
+                // D-SACK (a tail-loss probe or an early timer when the machine is busy).
+                (retransA.RetransSegs + retransB.RetransSegs - retransA["TcpExt.TCPDSACKRecv"] - retransB["TcpExt.TCPDSACKRecv"])
+                    .Should().BeLessThanOrEqualTo(0, $"a clean link loses nothing: A {retransA}, B {retransB}");
                 (relayAToB.Dropped + relayBToA.Dropped + relayAToB.Duplicated + relayAToB.Reordered + relayAToB.Delayed).Should().Be(0);
                 relayAToB.Forwarded.Should().Be(relayAToB.Received);
                 break;
