@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using MeshNet.Bench.ControlFanout;
 
 if (args.Length == 1 && args[0] == ServeMode.Argument)
@@ -24,18 +23,10 @@ if (options.Help)
     return 0;
 }
 
-Console.WriteLine($"MeshNet control fan-out: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}");
+MeshNet.Bench.BenchConsole.PrintMachine("MeshNet control fan-out");
 Console.WriteLine($"{options.Servers} tag:server nodes, the rest tag:client; {options.Connections} HTTP/2 connections; {options.Saves} rounds per measurement; server in a child process");
-#if DEBUG
-Console.WriteLine("WARNING: a Debug build; run with -c Release for meaningful figures.");
-#endif
 
-using var cancel = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    e.Cancel = true;
-    cancel.Cancel();
-};
+using var cancel = MeshNet.Bench.BenchConsole.CancelOnCtrlC();
 
 const double TargetNodes = 1_000, TargetP99Ms = 1_000;
 int exitCode = 0;

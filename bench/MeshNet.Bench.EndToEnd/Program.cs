@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using MeshNet.Bench.EndToEnd;
 
 BenchOptions options;
@@ -18,18 +17,10 @@ if (options.Help)
     return 0;
 }
 
-Console.WriteLine($"MeshNet end-to-end TCP throughput: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}");
+MeshNet.Bench.BenchConsole.PrintMachine("MeshNet end-to-end TCP throughput");
 Console.WriteLine($"each run: {options.Duration.TotalSeconds:0.#} s, stack runs capped at {options.Bytes >> 20} MiB; tunnel MTU {options.Mtu}, in-memory link MTU {options.MemoryMtu}");
-#if DEBUG
-Console.WriteLine("WARNING: a Debug build; run with -c Release for meaningful figures.");
-#endif
 
-using var cancel = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    e.Cancel = true;
-    cancel.Cancel();
-};
+using var cancel = MeshNet.Bench.BenchConsole.CancelOnCtrlC();
 
 var results = new List<BenchResult>();
 BenchResult? reference = null;

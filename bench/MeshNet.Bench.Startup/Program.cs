@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using MeshNet;
 using MeshNet.Bench.Startup;
 using Microsoft.Extensions.Logging;
@@ -31,12 +30,9 @@ for (int i = 0; i < args.Length; i++)
     }
 }
 
-Console.WriteLine($"MeshNet start-up: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}");
+MeshNet.Bench.BenchConsole.PrintMachine("MeshNet start-up");
 Console.WriteLine($"StartAsync to the first byte read by a peer; {rounds} rounds per scenario after {warmup} warm-up rounds; WireGuard on loopback, one process;");
 Console.WriteLine("the coordination service in this process, reached directly (0 ms) or through a proxy adding a round-trip time");
-#if DEBUG
-Console.WriteLine("WARNING: a Debug build; run with -c Release for meaningful figures.");
-#endif
 
 int exitCode = 0;
 foreach (double rtt in roundTrips)
