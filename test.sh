@@ -8,6 +8,7 @@
 #   TEST_VERBOSITY     console logger verbosity (quiet|minimal|normal|detailed); default: normal
 #   TEST_HANG_TIMEOUT  a test project hung this long is killed and counted failed; default: 20m
 #   CI=true            interop tests fail instead of skipping when prerequisites are missing
+#   MESHNET_TEST_LOG   a file: the integration tests' nodes log everything to it (for chasing a failure)
 #
 # The last line of output is always: tests: N passed, N failed, N skipped
 # The exit code is non-zero when the build failed, a test failed, or a project did not run.
@@ -91,7 +92,24 @@ failed_tests() {
                     }
                 }
                 gsub(/  +/, " ", message)
-                print "FAILED " name ": " substr(message, 1, 400)
+                # Where it failed: the first frames of its stack trace that have a source line
+                # (ours; the framework has none), as file:line.
+                where = ""
+                if (match(rest, /<\/UnitTestResult>/)) {
+                    result = substr(rest, 1, RSTART)
+                    if (match(result, /<StackTrace>[^<]*<\/StackTrace>/)) {
+                        trace = substr(result, RSTART, RLENGTH)
+                        frames = 0
+                        while (frames < 3 && match(trace, /[^ \/]+\.cs:line [0-9]+/)) {
+                            frame = substr(trace, RSTART, RLENGTH)
+                            sub(/:line /, ":", frame)
+                            where = where (frames ? " < " : " at ") frame
+                            trace = substr(trace, RSTART + RLENGTH)
+                            frames++
+                        }
+                    }
+                }
+                print "FAILED " name ": " substr(message, 1, 400) where
             }
         }'
 }

@@ -10,8 +10,10 @@ internal sealed partial class Peer
 
     /// <summary>
     /// Sends an initiation; with <paramref name="force"/> even when one was sent less than
-    /// RekeyTimeout ago (only not within the responder's 20 ms flood limit): for a peer known to
-    /// have restarted, whose session from before is dead even though one was just sent.
+    /// RekeyTimeout ago: for a peer known to have restarted, whose session from before is dead
+    /// even though one was just sent. A forced initiation within the responder's 20 ms flood
+    /// limit of the last handshake message is not dropped but sent when the limit has passed
+    /// (the last message may well have gone to the peer's previous run).
     /// </summary>
     public void SendHandshakeInitiation(bool isRetry, bool force)
     {
@@ -24,14 +26,28 @@ internal sealed partial class Peer
             Timers.ResetHandshakeAttempts();
         }
         long now = _device.Now();
+        long wait = 0;
         lock (Handshake.Sync)
         {
             var guard = force ? WireGuardProtocol.HandshakeInitiationRate : WireGuardProtocol.RekeyTimeout;
             if (Handshake.LastSentHandshake is long last && _device.IsWithin(last, guard, now))
             {
-                return;
+                if (!force)
+                {
+                    return;
+                }
+                wait = last + _device.ToTimestampTicks(guard) - now;
             }
-            Handshake.LastSentHandshake = now;
+            else
+            {
+                Handshake.LastSentHandshake = now;
+            }
+        }
+        if (wait > 0)
+        {
+            // A millisecond more than the limit, so that the deferred attempt is past it.
+            Timers.DeferInitiation(_device.Time.GetElapsedTime(now, now + wait) + TimeSpan.FromMilliseconds(1));
+            return;
         }
 
         Span<byte> message = stackalloc byte[WireGuardProtocol.InitiationSize];

@@ -5,7 +5,9 @@ namespace MeshNet.Userspace.WireGuard;
 /// <summary>
 /// The five per-peer timers of WireGuard and the events that drive them (whitepaper §6,
 /// wireguard-go timers.go): handshake retransmission with give-up, passive keepalive,
-/// dead-peer detection (new handshake), key-material zeroing and persistent keepalive.
+/// dead-peer detection (new handshake), key-material zeroing and persistent keepalive; and a
+/// sixth of ours: a forced initiation (the peer restarted) that came too soon after the last
+/// handshake message waits for the flood limit to pass instead of being dropped.
 /// </summary>
 /// <remarks>
 /// Event methods are called on the data path and are cheap (see <see cref="PeerTimer"/>).
@@ -20,6 +22,7 @@ internal sealed class PeerTimers : IDisposable
     private readonly PeerTimer _newHandshake;
     private readonly PeerTimer _zeroKeyMaterial;
     private readonly PeerTimer _persistentKeepalive;
+    private readonly PeerTimer _deferredInitiation;
     private int _handshakeAttempts;
     private int _needAnotherKeepalive;
     private int _sentLastMinuteHandshake;
@@ -34,6 +37,7 @@ internal sealed class PeerTimers : IDisposable
         _newHandshake = new PeerTimer(device.Time, ExpiredNewHandshake, OnTimerError);
         _zeroKeyMaterial = new PeerTimer(device.Time, ExpiredZeroKeyMaterial, OnTimerError);
         _persistentKeepalive = new PeerTimer(device.Time, ExpiredPersistentKeepalive, OnTimerError);
+        _deferredInitiation = new PeerTimer(device.Time, ExpiredDeferredInitiation, OnTimerError);
     }
 
     private void OnTimerError(Exception exception) => DeviceLog.TimerError(_device.Logger, exception);
@@ -51,7 +55,10 @@ internal sealed class PeerTimers : IDisposable
     /// <summary>True while the zero-key-material timer is pending (for tests).</summary>
     internal bool ZeroKeyMaterialPending => _zeroKeyMaterial.IsPending;
 
-    /// <summary>True while the retransmit timer is pending (for tests).</summary>
+    /// <summary>True while a deferred forced initiation is pending (for tests).</summary>
+    internal bool DeferredInitiationPending => _deferredInitiation.IsPending;
+
+    /// <summary>True while the retransmit timer is pending: an initiation is waiting for its response.</summary>
     internal bool RetransmitPending => _retransmitHandshake.IsPending;
 
     private bool Active => _active && _device.IsUp;
@@ -124,6 +131,20 @@ internal sealed class PeerTimers : IDisposable
         }
     }
 
+    /// <summary>
+    /// A forced initiation was asked for less than the flood limit after the last handshake
+    /// message: send it (forced) after <paramref name="delay"/>. A peer that restarted may
+    /// have been sent that last message before it went down; dropping the request would leave
+    /// us sending on a session it no longer has until the 15-second dead-peer retry.
+    /// </summary>
+    public void DeferInitiation(TimeSpan delay)
+    {
+        if (Active)
+        {
+            _deferredInitiation.Mod(delay);
+        }
+    }
+
     /// <summary>A handshake completed (response consumed, or first packet on the responder's new session).</summary>
     public void HandshakeComplete()
     {
@@ -162,6 +183,7 @@ internal sealed class PeerTimers : IDisposable
         _newHandshake.Del();
         _zeroKeyMaterial.Del();
         _persistentKeepalive.Del();
+        _deferredInitiation.Del();
     }
 
     private void ExpiredRetransmitHandshake()
@@ -221,6 +243,14 @@ internal sealed class PeerTimers : IDisposable
         _peer.ZeroAndFlushAll();
     }
 
+    private void ExpiredDeferredInitiation()
+    {
+        if (Active)
+        {
+            _peer.SendHandshakeInitiation(isRetry: false, force: true);
+        }
+    }
+
     private void ExpiredPersistentKeepalive()
     {
         if (Active && _peer.PersistentKeepalive > TimeSpan.Zero)
@@ -237,5 +267,6 @@ internal sealed class PeerTimers : IDisposable
         _newHandshake.Dispose();
         _zeroKeyMaterial.Dispose();
         _persistentKeepalive.Dispose();
+        _deferredInitiation.Dispose();
     }
 }

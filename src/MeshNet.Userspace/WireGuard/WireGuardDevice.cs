@@ -121,7 +121,10 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
 
     /// <summary>
     /// Adds a peer, or changes an existing one in place (endpoint, allowed IPs, keepalive,
-    /// pre-shared key) without disturbing its sessions.
+    /// pre-shared key) without disturbing its sessions. A peer that gets its first endpoint
+    /// while a handshake with it is under way (packets waiting for a session) is sent an
+    /// initiation at once: the earlier one had nowhere to go, and the retry would come only
+    /// after RekeyTimeout (5 s).
     /// </summary>
     /// <exception cref="ArgumentException">The key is the device's own, or a value is out of range.</exception>
     public void SetPeer(WireGuardPeerConfig config)
@@ -143,6 +146,7 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
                 throw new ArgumentException("AllowedIps contains an empty prefix.", nameof(config));
             }
         }
+        Peer? initiate = null;
         lock (_configLock)
         {
             ThrowIfDisposed();
@@ -153,6 +157,10 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
             var peer = _peers.GetOrAdd(config.PublicKey, key => new Peer(_context, key));
             if (config.Endpoint is not null)
             {
+                if (peer.Endpoint.IsEmpty && (peer.StagedCount > 0 || peer.Timers.RetransmitPending))
+                {
+                    initiate = peer;
+                }
                 peer.SetEndpoint(NetEndpoint.FromIPEndPoint(config.Endpoint));
             }
             peer.SetPresharedKey(config.PresharedKey);
@@ -165,6 +173,8 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
                 peer.Timers.PersistentKeepaliveChanged();
             }
         }
+        // Outside the lock: an initiation costs two Diffie-Hellman operations.
+        initiate?.SendHandshakeInitiation(isRetry: false, force: true);
     }
 
     /// <summary>

@@ -73,6 +73,7 @@ internal sealed class TestTailnet : IAsyncDisposable
         StartTimeout = Timeout,
         ControlReconnectMinDelay = TimeSpan.FromMilliseconds(50),
         ControlReconnectMaxDelay = TimeSpan.FromMilliseconds(500),
+        LoggerFactory = TestLogFile.ForNode(hostname),
     };
 
     /// <summary>Starts a node that is disposed with the tailnet (disposing it earlier is fine: disposal is idempotent).</summary>

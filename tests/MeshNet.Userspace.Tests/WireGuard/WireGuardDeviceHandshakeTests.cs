@@ -56,9 +56,79 @@ public sealed class WireGuardDeviceHandshakeTests
         a.Counters.SessionsEstablished.Should().Be(2);
         a.Device.InitiateHandshake(b.Device.PublicKey, evenIfRecent: true);
         a.Counters.HandshakeInitiationsSent.Should().Be(2, "never within the 20 ms the responder would refuse as a flood");
+        a.PeerOf(b).Timers.DeferredInitiationPending.Should().BeTrue("but not dropped either: it waits for the 20 ms to pass");
+        bed.Time.Advance(TimeSpan.FromMilliseconds(19));
+        a.Counters.HandshakeInitiationsSent.Should().Be(2);
+        bed.Time.Advance(TimeSpan.FromMilliseconds(2));
+        bed.Pump();
+        a.Counters.HandshakeInitiationsSent.Should().Be(3);
+        a.Counters.SessionsEstablished.Should().Be(3);
+        b.Counters.TotalDropped.Should().Be(0, b.Counters.ToString());
 
         using var stranger = WireGuardPrivateKey.Generate();
         a.Device.InitiateHandshake(stranger.PublicKey).Should().BeFalse("not a configured peer");
+    }
+
+    [Fact]
+    public void APeerThatRestartsRightAfterAHandshakeGetsANewOneWithinMillisecondsNotAfterTheDeadPeerTimeout()
+    {
+        // The race behind a flaky end-to-end test: A completes a handshake with B, B restarts
+        // (losing every session) and A learns of it from the netmap a few milliseconds later.
+        // The forced initiation falls within 20 ms of the last one; dropped, A would send on a
+        // session B no longer has until the dead-peer timeout (15 s) started a new handshake.
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        a.Device.InitiateHandshake(b.Device.PublicKey);
+        bed.Pump();
+        a.Counters.SessionsEstablished.Should().Be(1);
+
+        bed.Time.Advance(TimeSpan.FromMilliseconds(5));
+        b.Device.RemovePeer(a.Device.PublicKey);
+        b.Device.SetPeer(DeviceTestBed.PeerConfig(a));
+        a.Device.InitiateHandshake(b.Device.PublicKey, evenIfRecent: true).Should().BeTrue();
+        bed.Pump();
+        a.Counters.HandshakeInitiationsSent.Should().Be(1);
+
+        bed.Advance(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(1));
+        a.Counters.HandshakeInitiationsSent.Should().Be(2, "the deferred initiation went out once the flood limit passed");
+        b.Counters.SessionsEstablished.Should().Be(2, "B has a session with A again");
+        var sent = DeviceTestBed.SendUdp(a, b, 300);
+        bed.Pump();
+        b.Inbound.Drain().Should().ContainSingle().Which.Should().Equal(sent);
+        b.Counters.TotalDropped.Should().Be(0, b.Counters.ToString());
+    }
+
+    [Fact]
+    public void APeerThatGetsItsFirstEndpointWhilePacketsWaitIsSentAnInitiationAtOnce()
+    {
+        // A node may dial a peer it knows from the netmap before the peer has reported where it
+        // listens: the first initiation has nowhere to go. The endpoint arriving a moment later
+        // starts the handshake again instead of leaving it to the 5-second retry.
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        var noEndpoint = DeviceTestBed.PeerConfig(b);
+        noEndpoint.Endpoint = null;
+        a.Device.SetPeer(noEndpoint);
+        b.Device.SetPeer(DeviceTestBed.PeerConfig(a));
+        var sent = DeviceTestBed.SendUdp(a, b, 200);
+        bed.Pump();
+        a.Counters[WireGuardDropReason.NoEndpoint].Should().Be(1, "the initiation had nowhere to go");
+        a.PeerOf(b).StagedCount.Should().Be(1);
+
+        bed.Time.Advance(TimeSpan.FromMilliseconds(3));
+        a.Device.SetPeer(DeviceTestBed.PeerConfig(b));
+        bed.Advance(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(1));
+        b.Inbound.Drain().Should().ContainSingle().Which.Should().Equal(sent);
+        a.Counters.SessionsEstablished.Should().Be(1);
+
+        // Setting the same endpoint again with nothing waiting starts nothing.
+        long initiations = a.Counters.HandshakeInitiationsSent;
+        a.Device.SetPeer(DeviceTestBed.PeerConfig(b));
+        bed.Advance(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(5));
+        a.Counters.HandshakeInitiationsSent.Should().Be(initiations);
     }
 
     [Fact]
