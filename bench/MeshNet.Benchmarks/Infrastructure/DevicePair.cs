@@ -108,12 +108,12 @@ internal sealed class DevicePair : IDisposable
         {
             Fail("mac1 of the response rejected");
         }
-        var responderPeer = initiator.Handshakes.ConsumeResponse(response, out reason);
+        var responderPeer = initiator.Handshakes.ConsumeResponse(response, out var completed, out reason);
         if (responderPeer is null)
         {
             Fail($"ConsumeResponse failed: {reason}");
         }
-        if (!initiator.Handshakes.BeginSymmetricSession(responderPeer))
+        if (!initiator.Handshakes.BeginSymmetricSession(responderPeer, completed))
         {
             Fail("BeginSymmetricSession (initiator) failed");
         }

@@ -93,6 +93,26 @@ internal sealed class Handshake : IDisposable
     public uint RemoteIndex { get; set; }
 
     /// <summary>
+    /// Moves our initiation in flight (<see cref="HandshakeStage.InitiationCreated"/>: the
+    /// transcript, ephemeral key and local index) into <paramref name="target"/>, with the
+    /// pre-shared key its response will need, leaving this handshake without it. The caller
+    /// holds both locks, this one first, and re-points the index at <paramref name="target"/>.
+    /// </summary>
+    public void MoveInitiationTo(Handshake target)
+    {
+        target.Noise.CopyFrom(Noise);
+        target.LocalEphemeral?.Dispose();
+        target.LocalEphemeral = LocalEphemeral;
+        target.LocalIndex = LocalIndex;
+        PresharedKey.CopyTo(target.PresharedKey);
+        target.Stage = HandshakeStage.InitiationCreated;
+        LocalEphemeral = null;
+        LocalIndex = 0;
+        Noise.Clear();
+        Stage = HandshakeStage.Zeroed;
+    }
+
+    /// <summary>
     /// Forgets the handshake in flight: zeroes the transcript and ephemeral key and returns to
     /// <see cref="HandshakeStage.Zeroed"/>. Keeps the replay/flood guards and configuration.
     /// The caller holds <see cref="Sync"/>.

@@ -44,6 +44,7 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
 
             device.Indices.Delete(handshake.LocalIndex);
             handshake.LocalIndex = device.Indices.NewIndexForHandshake(peer, handshake);
+            peer.ClearCrossedInitiation(); // superseded by this one
             BinaryPrimitives.WriteUInt32LittleEndian(message, WireGuardProtocol.MessageInitiation);
             BinaryPrimitives.WriteUInt32LittleEndian(message[WireGuardProtocol.InitiationSenderOffset..], handshake.LocalIndex);
             handshake.Stage = HandshakeStage.InitiationCreated;
@@ -97,6 +98,10 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
                 return null;
             }
 
+            if (handshake.Stage == HandshakeStage.InitiationCreated && handshake.LocalEphemeral is not null)
+            {
+                SetCrossedInitiationAside(peer);
+            }
             handshake.Noise.CopyFrom(state);
             handshake.RemoteIndex = BinaryPrimitives.ReadUInt32LittleEndian(message[WireGuardProtocol.InitiationSenderOffset..]);
             noiseMessage[..NoiseSymmetricState.PublicKeySize].CopyTo(handshake.RemoteEphemeral);
@@ -106,6 +111,26 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
         }
         reason = default;
         return peer;
+    }
+
+    /// <summary>
+    /// The peer's initiation crossed ours (both sides started at once): ours moves to
+    /// <see cref="Peer.CrossedInitiation"/>, where the peer's response to it still completes a
+    /// session, while the handshake answers theirs. Without this both sides would drop the
+    /// response to their own initiation (each had moved on to answering the other's) and wait
+    /// out RekeyTimeout, as wireguard-go and Linux do. Caller holds the peer's handshake lock.
+    /// </summary>
+    private void SetCrossedInitiationAside(Peer peer)
+    {
+        var crossed = peer.CrossedInitiation;
+        lock (crossed.Sync)
+        {
+            device.Indices.Delete(crossed.LocalIndex);
+            crossed.Clear();
+            peer.Handshake.MoveInitiationTo(crossed);
+            device.Indices.RepointHandshake(crossed.LocalIndex, peer, crossed);
+        }
+        device.Counters.CrossedHandshake();
     }
 
     /// <summary>Writes the response to a consumed initiation (MAC fields left zero).</summary>
@@ -142,10 +167,12 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
 
     /// <summary>
     /// Authenticates a response to one of our initiations (MACs already checked). Returns the
-    /// peer, or null with the reason.
+    /// peer and the handshake it completed (the peer's <see cref="Peer.Handshake"/>, or its
+    /// <see cref="Peer.CrossedInitiation"/>), or null with the reason.
     /// </summary>
-    public Peer? ConsumeResponse(ReadOnlySpan<byte> message, out WireGuardDropReason reason)
+    public Peer? ConsumeResponse(ReadOnlySpan<byte> message, out Handshake? completed, out WireGuardDropReason reason)
     {
+        completed = null;
         uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[WireGuardProtocol.ResponseReceiverOffset..]);
         if (!device.Indices.TryLookup(receiver, out var entry) || entry.Handshake is null)
         {
@@ -174,6 +201,7 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
             handshake.RemoteIndex = BinaryPrimitives.ReadUInt32LittleEndian(message[WireGuardProtocol.ResponseSenderOffset..]);
             handshake.Stage = HandshakeStage.ResponseConsumed;
         }
+        completed = handshake;
         reason = default;
         return peer;
     }
@@ -181,11 +209,12 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
     /// <summary>
     /// Derives the transport keys from a finished handshake (response consumed: initiator;
     /// response created: responder), zeroes the handshake, re-points its index at the new
-    /// keypair and installs the keypair in the peer's slots.
+    /// keypair and installs the keypair in the peer's slots. <paramref name="handshake"/> is the
+    /// peer's <see cref="Peer.Handshake"/> (the default) or its <see cref="Peer.CrossedInitiation"/>.
     /// </summary>
-    public bool BeginSymmetricSession(Peer peer)
+    public bool BeginSymmetricSession(Peer peer, Handshake? handshake = null)
     {
-        var handshake = peer.Handshake;
+        handshake ??= peer.Handshake;
         Keypair keypair;
         Span<byte> sendKey = stackalloc byte[NoiseSymmetricState.KeySize];
         Span<byte> receiveKey = stackalloc byte[NoiseSymmetricState.KeySize];

@@ -45,6 +45,10 @@ internal sealed class IndexTable
         }
     }
 
+    /// <summary>Points an index that named a handshake at another handshake object of the same peer.</summary>
+    public void RepointHandshake(uint index, Peer peer, Handshake handshake) =>
+        _entries[index] = new IndexEntry(peer, handshake, null);
+
     /// <summary>Points an index that named a handshake at the keypair derived from it.</summary>
     public void SwapIndexForKeypair(uint index, Keypair keypair) =>
         _entries[index] = new IndexEntry(keypair.Peer, null, keypair);

@@ -48,6 +48,14 @@ internal sealed partial class Peer : IDisposable
 
     public Handshake Handshake { get; } = new();
 
+    /// <summary>
+    /// Our initiation set aside when the peer's own initiation crossed it (we answered theirs in
+    /// <see cref="Handshake"/>): the peer may still answer ours, and that response completes a
+    /// session at once. Only an <see cref="HandshakeStage.InitiationCreated"/> state lives here;
+    /// a newer initiation of ours or the zeroing of key material clears it.
+    /// </summary>
+    public Handshake CrossedInitiation { get; } = new();
+
     public CookieGenerator CookieGenerator { get; }
 
     public PeerTimers Timers { get; }
@@ -234,7 +242,18 @@ internal sealed partial class Peer : IDisposable
             _device.Indices.Delete(Handshake.LocalIndex);
             Handshake.Clear();
         }
+        ClearCrossedInitiation();
         FlushStagedPackets(WireGuardDropReason.HandshakeGaveUp);
+    }
+
+    /// <summary>Forgets a crossed initiation of ours (its response can no longer be accepted).</summary>
+    public void ClearCrossedInitiation()
+    {
+        lock (CrossedInitiation.Sync)
+        {
+            _device.Indices.Delete(CrossedInitiation.LocalIndex);
+            CrossedInitiation.Clear();
+        }
     }
 
     /// <summary>
@@ -271,6 +290,7 @@ internal sealed partial class Peer : IDisposable
         Timers.Dispose();
         ZeroAndFlushAll();
         Handshake.Dispose();
+        CrossedInitiation.Dispose();
         CookieGenerator.Dispose();
     }
 

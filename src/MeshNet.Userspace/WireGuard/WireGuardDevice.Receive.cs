@@ -275,14 +275,14 @@ public sealed partial class WireGuardDevice
         }
         else
         {
-            var peer = _context.Handshakes.ConsumeResponse(message, out var reason);
+            var peer = _context.Handshakes.ConsumeResponse(message, out var completed, out var reason);
             if (peer is null)
             {
                 counters.Drop(reason);
                 return;
             }
             OnAuthenticatedHandshake(peer, source, message.Length);
-            if (!_context.Handshakes.BeginSymmetricSession(peer))
+            if (!_context.Handshakes.BeginSymmetricSession(peer, completed))
             {
                 return;
             }

@@ -296,6 +296,9 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
 
     internal Peer? LookupPeer(WireGuardPublicKey publicKey) => _peers.TryGetValue(publicKey, out var peer) ? peer : null;
 
+    /// <summary>True when a local index is in use (for tests).</summary>
+    internal bool IsIndexInUse(uint index) => _context.Indices.TryLookup(index, out _);
+
     internal DeviceContext Context => _context;
 
     private WireGuardPeerStatus BuildStatus(Peer peer)

@@ -14,6 +14,7 @@ public sealed class WireGuardDeviceCounters
     private long _cookieRepliesSent;
     private long _cookieRepliesAccepted;
     private long _sessionsEstablished;
+    private long _crossedHandshakes;
     private long _keepalivesSent;
     private long _transportSent;
     private long _transportReceived;
@@ -39,6 +40,13 @@ public sealed class WireGuardDeviceCounters
     /// <summary>Sessions (keypairs) derived, as initiator or responder.</summary>
     public long SessionsEstablished => Volatile.Read(ref _sessionsEstablished);
 
+    /// <summary>
+    /// Initiations received from a peer while our own initiation to it was waiting for its
+    /// response (both sides started at once). Both are answered, and the response to ours is still
+    /// accepted, so the session is up after one round trip instead of a 5-second retry.
+    /// </summary>
+    public long CrossedHandshakes => Volatile.Read(ref _crossedHandshakes);
+
     /// <summary>Keepalive (empty transport) messages sent.</summary>
     public long KeepalivesSent => Volatile.Read(ref _keepalivesSent);
 
@@ -55,7 +63,7 @@ public sealed class WireGuardDeviceCounters
     public override string ToString()
     {
         var drops = string.Join(", ", DropsSnapshot().Select(pair => $"{pair.Key}={pair.Value}"));
-        return $"initiations={HandshakeInitiationsSent} responses={HandshakeResponsesSent} sessions={SessionsEstablished} " +
+        return $"initiations={HandshakeInitiationsSent} responses={HandshakeResponsesSent} sessions={SessionsEstablished} crossed={CrossedHandshakes} " +
             $"cookiesSent={CookieRepliesSent} cookiesAccepted={CookieRepliesAccepted} keepalives={KeepalivesSent} " +
             $"sent={TransportMessagesSent} received={TransportMessagesReceived} drops=[{drops}]";
     }
@@ -73,6 +81,8 @@ public sealed class WireGuardDeviceCounters
     internal void CookieReplyAccepted() => Interlocked.Increment(ref _cookieRepliesAccepted);
 
     internal void SessionEstablished() => Interlocked.Increment(ref _sessionsEstablished);
+
+    internal void CrossedHandshake() => Interlocked.Increment(ref _crossedHandshakes);
 
     internal void KeepaliveSent() => Interlocked.Increment(ref _keepalivesSent);
 

@@ -50,6 +50,31 @@ public sealed class WireGuardInteropTests
         (await tunnel.RemoteViewAsync()).LatestHandshake.Should().NotBeNull();
     }
 
+    [InteropFact]
+    public async Task InitiationsThatCrossWithWireGuardGoCompleteWithoutARetry()
+    {
+        // Every datagram spends 700 ms in the relay, so both initiations are in flight at once.
+        await using var tunnel = await WireGuardTunnel.StartAsync(relay: ImpairmentProfile.Delayed(TimeSpan.FromMilliseconds(700)));
+        tunnel.AnswerPings();
+
+        // wireguard-go initiates first (the namespace pings MeshNet); while its initiation is held
+        // in the relay, MeshNet initiates too (it pings the namespace): the two cross.
+        var namespacePing = tunnel.Namespace.TryPingAsync(WireGuardTunnel.LocalV4, TimeSpan.FromSeconds(20));
+        await Poll.UntilAsync(() => tunnel.Relay!.BToA.Received >= 1, Timeout, "wireguard-go's initiation at the relay");
+        await tunnel.PingRemoteAsync(ipv6: false, sequence: 1, timeout: Timeout);
+        (await namespacePing).Should().BeTrue("wireguard-go's own ping gets through on the session too");
+
+        // wireguard-go answered MeshNet's initiation and dropped MeshNet's answer to its own (its
+        // state had moved on); MeshNet had set its initiation aside and took wireguard-go's answer,
+        // so no retry after RekeyTimeout was needed.
+        var counters = tunnel.Device.Counters;
+        counters.CrossedHandshakes.Should().Be(1, counters.ToString());
+        counters.HandshakeInitiationsSent.Should().Be(1, "the first initiation completed: " + counters);
+        counters.HandshakeResponsesSent.Should().Be(1);
+        counters.TotalDropped.Should().Be(0, counters.ToString());
+        (await tunnel.RemoteViewAsync()).LatestHandshake.Should().NotBeNull();
+    }
+
     [InteropTheory]
     [InlineData(false, 56)]
     [InlineData(true, 56)]

@@ -16,8 +16,10 @@ namespace MeshNet.Interop.Tests.WireGuard;
 ///   WireGuardDevice (10.77.0.1, fd77::1)  wireguard-go wg0 (10.77.0.2, fd77::2) + Linux kernel
 ///       UdpSocketBind  ── veth A ═════ veth B ──  UDP :ListenPort
 /// </code>
-/// Disposal removes the device, wireguard-go, the veth pair and the namespace, even when the
-/// test failed.
+/// With a relay profile, the datagrams pass through an <see cref="ImpairmentRelay"/> in the test
+/// process (loopback to MeshNet, veth A to wireguard-go; outer IPv4 only).
+/// Disposal removes the device, wireguard-go, the relay, the veth pair and the namespace, even
+/// when the test failed.
 /// </summary>
 internal sealed class WireGuardTunnel : IAsyncDisposable
 {
@@ -52,10 +54,17 @@ internal sealed class WireGuardTunnel : IAsyncDisposable
 
     public IPAddress RemoteOuterAddress => OuterIPv6 ? Veth.B.IPv6 : Veth.B.IPv4;
 
+    /// <summary>The relay between the two (side A: MeshNet, side B: wireguard-go), when asked for.</summary>
+    public ImpairmentRelay? Relay { get; private set; }
+
     public static async Task<WireGuardTunnel> StartAsync(bool outerIPv6 = false, TimeProvider? time = null,
-        bool configureRemoteEndpoint = true, CancellationToken cancellationToken = default)
+        bool configureRemoteEndpoint = true, ImpairmentProfile? relay = null, CancellationToken cancellationToken = default)
     {
         Prerequisites.Require("ip", "wg", "wireguard-go");
+        if (relay is not null && outerIPv6)
+        {
+            throw new ArgumentException("The relay is IPv4 only.", nameof(relay));
+        }
         var tunnel = new WireGuardTunnel { OuterIPv6 = outerIPv6 };
         try
         {
@@ -80,15 +89,34 @@ internal sealed class WireGuardTunnel : IAsyncDisposable
             tunnel._resources.Add(tunnel.Device);
             tunnel.RemoteKey = WireGuardPublicKey.Parse(tunnel.WireGuardGo.PublicKey);
 
+            var wireGuardGoEndpoint = new IPEndPoint(tunnel.RemoteOuterAddress, tunnel.WireGuardGo.ListenPort);
+            var meshNetEndpoint = new IPEndPoint(tunnel.LocalOuterAddress, tunnel.Device.ListenPort);
+            if (relay is not null)
+            {
+                tunnel.Relay = ImpairmentRelay.Start(new ImpairmentRelayOptions
+                {
+                    BindA = new IPEndPoint(IPAddress.Loopback, 0),
+                    BindB = new IPEndPoint(tunnel.Veth.A.IPv4, 0),
+                    PeerA = new IPEndPoint(IPAddress.Loopback, tunnel.Device.ListenPort),
+                    PeerB = wireGuardGoEndpoint,
+                    AToB = relay,
+                    BToA = relay,
+                });
+                var started = tunnel.Relay;
+                tunnel._resources.Add(new RelayDisposer(started));
+                wireGuardGoEndpoint = started.EndPointA;
+                meshNetEndpoint = started.EndPointB;
+            }
+
             // The side that receives first is configured first (a handshake to an unknown key is lost).
             tunnel.Device.SetPeer(new WireGuardPeerConfig(tunnel.RemoteKey)
             {
-                Endpoint = new IPEndPoint(tunnel.RemoteOuterAddress, tunnel.WireGuardGo.ListenPort),
+                Endpoint = wireGuardGoEndpoint,
                 AllowedIps = [new IPNetwork(RemoteV4, 32), new IPNetwork(RemoteV6, 128)],
             });
             await tunnel.WireGuardGo.SetPeerAsync(
                 tunnel.Device.PublicKey.ToBase64(),
-                configureRemoteEndpoint ? new IPEndPoint(tunnel.LocalOuterAddress, tunnel.Device.ListenPort).ToString() : null,
+                configureRemoteEndpoint ? meshNetEndpoint.ToString() : null,
                 [$"{LocalV4}/32", $"{LocalV6}/128"],
                 cancellationToken: cancellationToken);
             return tunnel;
@@ -147,5 +175,14 @@ internal sealed class WireGuardTunnel : IAsyncDisposable
             }
         }
         _resources.Clear();
+    }
+
+    private sealed class RelayDisposer(ImpairmentRelay relay) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            relay.Dispose();
+            return ValueTask.CompletedTask;
+        }
     }
 }
