@@ -58,7 +58,7 @@ internal static partial class MeshLog
     [LoggerMessage(EventId = 4015, Level = LogLevel.Information, Message = "Node {Name} started from its cached netmap (received {ReceivedAt:O}, {Peers} peers) in {ElapsedMs} ms; connecting to the coordination service in the background")]
     public static partial void StartedFromCache(ILogger logger, string name, DateTimeOffset receivedAt, int peers, long elapsedMs);
 
-    [LoggerMessage(EventId = 4016, Level = LogLevel.Warning, Message = "Running on the cached netmap: the coordination service refused or failed the node ({Code}, transient: {Transient}): {Reason}; retrying")]
+    [LoggerMessage(EventId = 4016, Level = LogLevel.Warning, Message = "Running on the cached netmap: the coordination service refused or failed the node ({Code}, transient: {Transient}); retrying: {Reason}")]
     public static partial void CachedStartControlFailed(ILogger logger, MeshErrorCode code, string reason, bool transient);
 
     [LoggerMessage(EventId = 4017, Level = LogLevel.Information, Message = "The first live netmap replaced the cached one ({Peers} peers)")]
