@@ -113,8 +113,13 @@ public sealed class RelayTopologyTests(ITestOutputHelper output)
             case InteropImpairment.Duplication:
                 relayAToB.Duplicated.Should().BeGreaterThan(0);
                 relayAToB.Forwarded.Should().Be(relayAToB.Received + relayAToB.Duplicated);
-                (retransA["TcpExt.TCPDSACKOldSent"] + retransB["TcpExt.TCPDSACKOldSent"]).Should().Be(0,
-                    "WireGuard's replay filter drops a duplicated datagram before TCP sees it");
+                // WireGuard's replay filter drops the relay's copies before TCP sees them: the only
+                // duplicates a kernel D-SACKs are the other side's own retransmissions (a tail-loss
+                // probe on a busy machine), never the relay's hundred-odd copies.
+                retransA["TcpExt.TCPDSACKOldSent"].Should().BeLessThanOrEqualTo(retransB.RetransSegs,
+                    $"every duplicate A's TCP saw was one of B's retransmissions, not one of the relay's {relayBToA.Duplicated} copies");
+                retransB["TcpExt.TCPDSACKOldSent"].Should().BeLessThanOrEqualTo(retransA.RetransSegs,
+                    $"every duplicate B's TCP saw was one of A's retransmissions, not one of the relay's {relayAToB.Duplicated} copies");
                 break;
             case InteropImpairment.BurstyLoss:
                 (relayAToB.Dropped + relayBToA.Dropped).Should().BeGreaterThan(0);
