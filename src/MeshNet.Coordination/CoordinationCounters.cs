@@ -21,6 +21,7 @@ public sealed class CoordinationCounters
     private long _replaysRefused;
     private long _ephemeralNodesRemoved;
     private long _nodeKeysExpired;
+    private long _maintenancePasses;
     private long _policiesSaved;
     private long _policyDeltasSent;
 
@@ -66,6 +67,9 @@ public sealed class CoordinationCounters
     /// <summary>Node keys that reached their expiry (or were expired by an administrator).</summary>
     public long NodeKeysExpired => Volatile.Read(ref _nodeKeysExpired);
 
+    /// <summary>Maintenance passes run (key expiry, ephemeral-node removal, session retention).</summary>
+    public long MaintenancePasses => Volatile.Read(ref _maintenancePasses);
+
     /// <summary>Tailnet policies saved (set or removed).</summary>
     public long PoliciesSaved => Volatile.Read(ref _policiesSaved);
 
@@ -77,7 +81,7 @@ public sealed class CoordinationCounters
         $"registrations={Registrations} refused={RegistrationsRefused} rotations={KeyRotations} streams={MapStreamsActive}/{MapStreamsOpened} " +
         $"fullMaps={FullMapsSent} resumed={StreamsResumed} messages={MapMessagesQueued} keepAlives={KeepAlivesQueued} " +
         $"slowDropped={SlowStreamsDropped} callsRefused={CallsRefused} replays={ReplaysRefused} " +
-        $"ephemeralRemoved={EphemeralNodesRemoved} keysExpired={NodeKeysExpired} policies={PoliciesSaved} policyDeltas={PolicyDeltasSent}";
+        $"ephemeralRemoved={EphemeralNodesRemoved} keysExpired={NodeKeysExpired} maintenance={MaintenancePasses} policies={PoliciesSaved} policyDeltas={PolicyDeltasSent}";
 
     internal void Registered() => Interlocked.Increment(ref _registrations);
 
@@ -110,6 +114,8 @@ public sealed class CoordinationCounters
     internal void EphemeralNodeRemoved() => Interlocked.Increment(ref _ephemeralNodesRemoved);
 
     internal void NodeKeyExpired() => Interlocked.Increment(ref _nodeKeysExpired);
+
+    internal void MaintenancePass() => Interlocked.Increment(ref _maintenancePasses);
 
     internal void PolicySaved() => Interlocked.Increment(ref _policiesSaved);
 

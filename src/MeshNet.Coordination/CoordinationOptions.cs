@@ -78,7 +78,7 @@ public sealed class CoordinationOptions
 
     /// <summary>
     /// How often ephemeral-node removal, key expiry and session retention are checked
-    /// (default 10 seconds).
+    /// (default 10 seconds). A clock that jumps ahead gives one pass, not one per interval.
     /// </summary>
     public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(10);
 

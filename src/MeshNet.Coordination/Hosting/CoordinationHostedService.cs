@@ -8,9 +8,11 @@ namespace MeshNet.Coordination.Hosting;
 
 /// <summary>
 /// Starts the service with the host (store, server key), runs the maintenance pass every
-/// <see cref="CoordinationOptions.MaintenanceInterval"/> on the injected clock, and when the
-/// application stops, ends every map stream promptly (Unavailable: nodes reconnect elsewhere
-/// or later and resume) so that shutdown does not wait for long-lived calls.
+/// <see cref="CoordinationOptions.MaintenanceInterval"/> on the injected clock (a one-shot timer
+/// re-armed at each tick, so a clock that jumps ahead, as a resumed machine's or a test's does,
+/// gives one pass rather than one per interval skipped; a tick while a pass runs is skipped),
+/// and when the application stops, ends every map stream promptly (Unavailable: nodes reconnect
+/// elsewhere or later and resume) so that shutdown does not wait for long-lived calls.
 /// </summary>
 internal sealed class CoordinationHostedService : IHostedService, IDisposable
 {
@@ -42,7 +44,7 @@ internal sealed class CoordinationHostedService : IHostedService, IDisposable
     {
         await _runtime.EnsureStartedAsync(cancellationToken).ConfigureAwait(false);
         _stoppingRegistration = _lifetime.ApplicationStopping.Register(CloseStreams);
-        _timer = _time.CreateTimer(static state => ((CoordinationHostedService)state!).OnTimer(), this, _interval, _interval);
+        _timer = _time.CreateTimer(static state => ((CoordinationHostedService)state!).OnTimer(), this, _interval, Timeout.InfiniteTimeSpan);
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
@@ -71,6 +73,14 @@ internal sealed class CoordinationHostedService : IHostedService, IDisposable
 
     private void OnTimer()
     {
+        try
+        {
+            _timer?.Change(_interval, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            return; // stopped
+        }
         // A pass still running when the next tick comes: skip the tick.
         if (Interlocked.Exchange(ref _running, 1) == 1)
         {

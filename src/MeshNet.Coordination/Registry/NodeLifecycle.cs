@@ -94,6 +94,7 @@ internal sealed class NodeLifecycle
                 bus.PruneSessions(now);
             }
             _hub.RetireIdle();
+            _counters.MaintenancePass();
         }
         finally
         {

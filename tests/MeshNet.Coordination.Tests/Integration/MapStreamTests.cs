@@ -339,6 +339,25 @@ public sealed class MapStreamTests
         await WaitUntilAsync(() => harness.Server.Counters.EphemeralNodesRemoved == 1);
     }
 
+    [Fact]
+    public async Task AClockThatJumpsMonthsAheadGivesOneMaintenancePassNotOnePerInterval()
+    {
+        // A periodic timer on a clock that jumps (a resumed machine, a test) would fire once per
+        // interval skipped: 1.5 million passes for 179 days at the default 10 seconds.
+        await using var harness = await CoordinationHarness.StartAsync();
+        long before = harness.Server.Counters.MaintenancePasses;
+        harness.Clock.Advance(TimeSpan.FromDays(179));
+        await WaitUntilAsync(() => harness.Server.Counters.MaintenancePasses >= before + 1);
+        harness.Server.Counters.MaintenancePasses.Should().Be(before + 1, "one jump, one pass");
+
+        // The passes go on every interval after it.
+        await WaitUntilAsync(() =>
+        {
+            harness.Clock.Advance(TimeSpan.FromSeconds(10));
+            return harness.Server.Counters.MaintenancePasses >= before + 3;
+        });
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);
