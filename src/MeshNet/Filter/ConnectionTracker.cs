@@ -29,6 +29,7 @@ internal sealed class ConnectionTracker : IDisposable
     private readonly ConnectionTrackingOptions _options;
     private readonly ConcurrentDictionary<FlowTuple, TrackedFlow> _flows = new();
     private readonly ITimer _sweep;
+    private readonly TimeSpan _sweepInterval;
     private readonly long _tcpOpening;
     private readonly long _tcpIdle;
     private readonly long _tcpLinger;
@@ -48,7 +49,9 @@ internal sealed class ConnectionTracker : IDisposable
         _tcpLinger = Ticks(options.TcpClosingLinger);
         _udpIdle = Ticks(options.UdpIdle);
         _echoIdle = Ticks(options.IcmpEchoIdle);
-        _sweep = time.CreateTimer(static state => ((ConnectionTracker)state!).Sweep(), this, options.SweepInterval, options.SweepInterval);
+        // One-shot, re-armed at each tick: a clock that jumps ahead gives one sweep, not one per interval skipped.
+        _sweepInterval = options.SweepInterval;
+        _sweep = time.CreateTimer(static state => ((ConnectionTracker)state!).OnSweepTimer(), this, _sweepInterval, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>Flows in the table (expired ones included until the next sweep).</summary>
@@ -180,6 +183,19 @@ internal sealed class ConnectionTracker : IDisposable
     }
 
     public void Dispose() => _sweep.Dispose();
+
+    private void OnSweepTimer()
+    {
+        try
+        {
+            _sweep.Change(_sweepInterval, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            return;
+        }
+        Sweep();
+    }
 
     private TrackedFlow? Find(in FlowTuple key, long now) =>
         _flows.TryGetValue(key, out var flow) && !IsExpired(flow, now) ? flow : null;
