@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using MeshNet.Control.V1;
 using MeshNet.Diagnostics;
+using MeshNet.Userspace.Diagnostics;
 using MeshNet.Userspace.Stack;
 using Microsoft.Extensions.Logging;
 
@@ -27,12 +28,10 @@ namespace MeshNet.Filter;
 /// </remarks>
 internal sealed class PacketFilter : IInboundPacketFilter, IDisposable
 {
-    private static readonly MeshPolicyDenialReason[] Reasons = Enum.GetValues<MeshPolicyDenialReason>();
-
     private readonly ConnectionTracker _tracker;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly long[] _denials = new long[Reasons.Length];
+    private readonly ReasonCounters<MeshPolicyDenialReason> _denials = new();
     private readonly long _logInterval;
     private readonly Lock _updateLock = new();
     private volatile Policy _policy = new(CompiledFilter.Empty, false, 0, null);
@@ -60,35 +59,13 @@ internal sealed class PacketFilter : IInboundPacketFilter, IDisposable
     public ConnectionTracker Tracker => _tracker;
 
     /// <summary>Packets denied, every reason.</summary>
-    public long TotalDenied
-    {
-        get
-        {
-            long total = 0;
-            for (int i = 0; i < _denials.Length; i++)
-            {
-                total += Volatile.Read(ref _denials[i]);
-            }
-            return total;
-        }
-    }
+    public long TotalDenied => _denials.Total;
 
     /// <summary>Packets denied for <paramref name="reason"/>.</summary>
-    public long Denied(MeshPolicyDenialReason reason) => Volatile.Read(ref _denials[(int)reason]);
+    public long Denied(MeshPolicyDenialReason reason) => _denials[reason];
 
     /// <summary>The non-zero denial counters.</summary>
-    public IReadOnlyDictionary<MeshPolicyDenialReason, long> DenialsSnapshot()
-    {
-        var result = new Dictionary<MeshPolicyDenialReason, long>();
-        foreach (var reason in Reasons)
-        {
-            if (Denied(reason) is var count and not 0)
-            {
-                result[reason] = count;
-            }
-        }
-        return result;
-    }
+    public IReadOnlyDictionary<MeshPolicyDenialReason, long> DenialsSnapshot() => _denials.Snapshot();
 
     /// <summary>
     /// Installs the filter of a netmap: <paramref name="chunks"/> (by name) and whether they are
@@ -181,7 +158,7 @@ internal sealed class PacketFilter : IInboundPacketFilter, IDisposable
 
     private FilterVerdict Deny(MeshPolicyDenialReason reason, FilterVerdict verdict, in DatagramHeaders datagram)
     {
-        Interlocked.Increment(ref _denials[(int)reason]);
+        _denials.Increment(reason);
         if (_logger.IsEnabled(LogLevel.Debug))
         {
             long now = _time.GetTimestamp();
