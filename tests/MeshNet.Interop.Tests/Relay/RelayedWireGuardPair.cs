@@ -75,7 +75,7 @@ internal sealed class RelayedWireGuardPair : IAsyncDisposable
                 Seed = seed,
             });
             var relay = pair.Relay;
-            pair._resources.Add(new Disposer(relay.Dispose));
+            pair._resources.Add(new DisposeAction(relay.Dispose));
 
             await pair.PeerB.SetPeerAsync(pair.PeerA.PublicKey, relay.EndPointB.ToString(), [$"{AddressA}/32", $"{AddressA6}/128"], cancellationToken: cancellationToken);
             await pair.PeerA.SetPeerAsync(pair.PeerB.PublicKey, relay.EndPointA.ToString(), [$"{AddressB}/32", $"{AddressB6}/128"], cancellationToken: cancellationToken);
@@ -127,15 +127,6 @@ internal sealed class RelayedWireGuardPair : IAsyncDisposable
         {
             socket.Dispose();
             throw;
-        }
-    }
-
-    private sealed class Disposer(Action dispose) : IAsyncDisposable
-    {
-        public ValueTask DisposeAsync()
-        {
-            dispose();
-            return ValueTask.CompletedTask;
         }
     }
 }

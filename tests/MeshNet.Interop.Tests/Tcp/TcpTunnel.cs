@@ -146,16 +146,9 @@ internal sealed class TcpTunnel : IAsyncDisposable
             var meshNetEndpoint = new IPEndPoint(tunnel.Veth.A.IPv4, tunnel.Device.ListenPort);
             if (options.UseRelay)
             {
-                var relay = ImpairmentRelay.Start(new ImpairmentRelayOptions
-                {
-                    BindA = new IPEndPoint(IPAddress.Loopback, 0),
-                    BindB = new IPEndPoint(tunnel.Veth.A.IPv4, 0),
-                    PeerA = new IPEndPoint(IPAddress.Loopback, tunnel.Device.ListenPort),
-                    PeerB = wireGuardGoEndpoint,
-                    Seed = options.RelaySeed,
-                });
+                var relay = DeviceRelay.Start(tunnel.Veth, tunnel.Device.ListenPort, wireGuardGoEndpoint, options.RelaySeed);
                 tunnel.Relay = relay;
-                tunnel._resources.Add(new ActionDisposable(relay.Dispose));
+                tunnel._resources.Add(new DisposeAction(relay.Dispose));
                 wireGuardGoEndpoint = relay.EndPointA;
                 meshNetEndpoint = relay.EndPointB;
             }
@@ -260,15 +253,6 @@ internal sealed class TcpTunnel : IAsyncDisposable
         var resource = await creation;
         _resources.Add(resource);
         return resource;
-    }
-
-    private sealed class ActionDisposable(Action dispose) : IAsyncDisposable
-    {
-        public ValueTask DisposeAsync()
-        {
-            dispose();
-            return ValueTask.CompletedTask;
-        }
     }
 }
 

@@ -93,17 +93,9 @@ internal sealed class WireGuardTunnel : IAsyncDisposable
             var meshNetEndpoint = new IPEndPoint(tunnel.LocalOuterAddress, tunnel.Device.ListenPort);
             if (relay is not null)
             {
-                tunnel.Relay = ImpairmentRelay.Start(new ImpairmentRelayOptions
-                {
-                    BindA = new IPEndPoint(IPAddress.Loopback, 0),
-                    BindB = new IPEndPoint(tunnel.Veth.A.IPv4, 0),
-                    PeerA = new IPEndPoint(IPAddress.Loopback, tunnel.Device.ListenPort),
-                    PeerB = wireGuardGoEndpoint,
-                    AToB = relay,
-                    BToA = relay,
-                });
-                var started = tunnel.Relay;
-                tunnel._resources.Add(new RelayDisposer(started));
+                var started = DeviceRelay.Start(tunnel.Veth, tunnel.Device.ListenPort, wireGuardGoEndpoint, impairment: relay);
+                tunnel.Relay = started;
+                tunnel._resources.Add(new DisposeAction(started.Dispose));
                 wireGuardGoEndpoint = started.EndPointA;
                 meshNetEndpoint = started.EndPointB;
             }
@@ -175,14 +167,5 @@ internal sealed class WireGuardTunnel : IAsyncDisposable
             }
         }
         _resources.Clear();
-    }
-
-    private sealed class RelayDisposer(ImpairmentRelay relay) : IAsyncDisposable
-    {
-        public ValueTask DisposeAsync()
-        {
-            relay.Dispose();
-            return ValueTask.CompletedTask;
-        }
     }
 }
