@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using MeshNet.Interop.Tests.Infrastructure;
+using MeshNet.Interop.Tests.Relay;
 using MeshNet.Tests.Shared;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;

@@ -1,7 +1,8 @@
 using System.Net;
+using MeshNet.Interop.Tests.Infrastructure;
 using MeshNet.Tests.Shared;
 
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.Interop.Tests.Relay;
 
 /// <summary>
 /// An <see cref="ImpairmentRelay"/> between a MeshNet WireGuard device in the test process and
