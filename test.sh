@@ -9,6 +9,7 @@
 #   TEST_HANG_TIMEOUT  a test project hung this long is killed and counted failed; default: 20m
 #   CI=true            interop tests fail instead of skipping when prerequisites are missing
 #   MESHNET_TEST_LOG   a file: the integration tests' nodes log everything to it (for chasing a failure)
+#   MESHNET_TEST_PCAP  a directory: the TCP interop tests capture the inner packets in the namespace there (tcpdump)
 #
 # The last line of output is always: tests: N passed, N failed, N skipped
 # The exit code is non-zero when the build failed, a test failed, or a project did not run.

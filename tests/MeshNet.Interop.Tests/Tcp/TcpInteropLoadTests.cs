@@ -28,9 +28,9 @@ public sealed class TcpInteropLoadTests(ITestOutputHelper output)
     /// reordering alone nothing is lost, so every retransmission is spurious and "under 10% of all
     /// retransmissions" could only mean none at all, which RACK-TLP (RFC 8985 §6.2) does not
     /// promise: before any reordering has been seen, three segments SACKed above a hole mark it
-    /// lost at once (the DupThresh rule), and the reordering window then grows by min RTT / 4 per
-    /// round trip in which a D-SACK proves a retransmission spurious, so each event deeper than
-    /// the window so far costs one. Linux, facing the same relay the other way, does the same
+    /// lost at once (the DupThresh rule), and the reordering window then doubles (from min RTT / 4)
+    /// per round trip in which a D-SACK proves a retransmission spurious, so each event deeper
+    /// than the window so far costs one. Linux, facing the same relay the other way, does the same
     /// (its RetransSegs equal its TCPDSACKRecv, 9 to 39 against ~3,600 held-back datagrams). A
     /// stack that does not adapt spends one or more per event; 2% of the events is the bound.
     /// </summary>

@@ -17,7 +17,8 @@ internal sealed record BulkResult(
     PathDrops Drops,
     long StackRetransmissions,
     long StackSpuriousRetransmissions,
-    LinuxTcpCounters Linux)
+    LinuxTcpCounters Linux,
+    string StackConnection)
 {
     /// <summary>
     /// MeshNet retransmissions beyond the data segments the path dropped (each of those needs
@@ -40,7 +41,7 @@ internal sealed record BulkResult(
         $"{MeshNetSent.Bytes >> 20} MiB each way in {Elapsed.TotalSeconds:0.0} s: MeshNet->Linux {MeshNetSent.Mbps:0} Mbit/s, Linux->MeshNet {LinuxSent.Mbps:0} Mbit/s\n" +
         $"path drops: {Drops}\n" +
         $"MeshNet retransmissions {StackRetransmissions} (spurious by its own count {StackSpuriousRetransmissions}, beyond the dropped data segments {UnneededRetransmissions}) " +
-        $"against {Drops.ToLinuxLarge} data segments dropped\n" +
+        $"against {Drops.ToLinuxLarge} data segments dropped; connection: {StackConnection}\n" +
         $"Linux retransmissions {Linux.RetransSegs} against {Drops.FromLinux} datagrams dropped from Linux; Linux: {Linux}";
 }
 
@@ -81,7 +82,15 @@ internal static class TcpTransfers
             (await tunnel.ReadDropsAsync(ct)).Minus(dropsBefore),
             counters.TcpRetransmissions - retransmissionsBefore,
             counters.TcpSpuriousRetransmissions - spuriousBefore,
-            (await tunnel.ReadLinuxCountersAsync(ct)).Minus(linuxBefore));
+            (await tunnel.ReadLinuxCountersAsync(ct)).Minus(linuxBefore),
+            Describe(connection));
+    }
+
+    /// <summary>The connection's loss-recovery statistics and RTT state, for failure messages.</summary>
+    private static string Describe(TcpConnection connection)
+    {
+        var snapshot = connection.ControlBlock.Snapshot();
+        return $"{connection.ControlBlock.Statistics}; min RTT {snapshot.MinRtt} us, SRTT {snapshot.Srtt} us, reo_wnd x{snapshot.ReoWndMult}";
     }
 
     /// <summary>

@@ -111,6 +111,13 @@ internal sealed class TcpTunnel : IAsyncDisposable
                 Mtu = options.Mtu,
             }, cancellationToken));
             await WireGuardGoTuning.ApplyAsync(tunnel.WireGuardGo, cancellationToken);
+            if (Environment.GetEnvironmentVariable("MESHNET_TEST_PCAP") is { Length: > 0 } pcapDirectory)
+            {
+                // Diagnostics: the inner packets as Linux sees them, headers only, one file per tunnel.
+                var file = Path.Combine(pcapDirectory, tunnel.WireGuardGo.InterfaceName + ".pcap");
+                await tunnel.AddAsync(Task.FromResult(tunnel.Namespace.StartProcess("tcpdump", ["-i", tunnel.WireGuardGo.InterfaceName, "-s", "120", "-U", "-w", file])));
+                await Task.Delay(500, cancellationToken);
+            }
 
             using (var key = WireGuardPrivateKey.Generate())
             {

@@ -290,6 +290,48 @@ public sealed class TcpLossRecoveryTests
     }
 
     [Fact]
+    public void EachRoundWithASpuriousFastRetransmissionDoublesTheReorderingWindow()
+    {
+        // Reordering deeper than the window costs a spurious retransmission per event until the
+        // window has grown enough; doubling (rather than RFC 8985's one step) gets there in log2
+        // of the rounds. The window is still capped at SRTT.
+        using var h = new TcpHarness();
+        var c = h.EstablishPassive();
+        int[] delaysMs = [0, 6, 11];
+        int[] expectedMult = [2, 4, 8];
+        for (int round = 0; round < delaysMs.Length; round++)
+        {
+            h.AdvanceMs(10);
+            var s = SendSegments(c, 10);
+            h.AdvanceMs(10);
+            c.AckUpTo(s[0].Seq, sacks: Range(s[1], s[3]));
+            if (delaysMs[round] > 0)
+            {
+                h.Silence($"round {round}: inside the window of x{c.Snapshot.ReoWndMult}");
+                h.AdvanceMs(delaysMs[round]);
+            }
+            c.Single().Seq.Should().Be(s[0].Seq, $"round {round}: segment 0, held back {delaysMs[round]} ms, is deemed lost");
+            h.AdvanceMs(1);
+            c.AckUpTo(s[9].SeqEnd);
+            c.AckUpTo(s[9].SeqEnd, sacks: (s[0].Seq, s[0].SeqEnd));
+            c.Snapshot.ReoWndMult.Should().Be(expectedMult[round]);
+            c.Sent();
+        }
+
+        // x8 is 20 ms, capped at SRTT (about 10 ms): a 9 ms reordering is tolerated.
+        h.AdvanceMs(10);
+        var last = SendSegments(c, 10);
+        h.AdvanceMs(10);
+        c.AckUpTo(last[0].Seq, sacks: Range(last[1], last[3]));
+        h.AdvanceMs(9);
+        h.Silence("inside the window");
+        c.AckUpTo(last[9].SeqEnd);
+        h.AdvanceMs(30);
+        h.Silence();
+        h.Counters.TcpRetransmissions.Should().Be(3);
+    }
+
+    [Fact]
     public void AnAckForADelayedOriginalIsNotTakenAsItsRetransmissionsDelivery()
     {
         // RFC 8985 §6.2 step 2: an ACK whose timestamp echo predates a segment's retransmission

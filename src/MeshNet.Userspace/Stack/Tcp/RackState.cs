@@ -12,6 +12,9 @@ internal struct RackState
     /// <summary>Recoveries a DSACK-widened reordering window persists for (Linux TCP_RACK_RECOVERY_THRESH).</summary>
     public const int ReoWndPersistRecoveries = 16;
 
+    /// <summary>The widest multiplier (the window is capped at SRTT long before on most paths).</summary>
+    public const int MaxReoWndMult = 256;
+
     /// <summary>RACK.xmit_ts: transmit time of the most recently sent delivered segment.</summary>
     public long XmitTime;
 
@@ -91,11 +94,15 @@ internal struct RackState
     }
 
     /// <summary>
-    /// RACK_update_reo_wnd (§6.2 step 4): a DSACK widens the window by one step (at most once per
-    /// round trip) and keeps it widened for 16 recoveries; otherwise it returns to one step.
+    /// RACK_update_reo_wnd (§6.2 step 4): a DSACK widens the window (at most once per round trip)
+    /// and keeps it widened for 16 recoveries; otherwise it returns to one step. Widening doubles
+    /// the multiplier where the RFC adds one: reordering by queues spans many min RTT / 4 steps,
+    /// and each round spent below it costs spurious retransmissions (docs/design/netstack.md).
+    /// Returns true when the window was widened.
     /// </summary>
-    public void UpdateReoWnd(uint sndUna, uint sndNxt)
+    public bool UpdateReoWnd(uint sndUna, uint sndNxt)
     {
+        bool widened = false;
         if (DsackRoundActive && TcpSeq.Ge(sndUna, DsackRoundEnd))
         {
             DsackRoundActive = false;
@@ -104,14 +111,16 @@ internal struct RackState
         {
             DsackRoundActive = true;
             DsackRoundEnd = sndNxt;
-            ReoWndMult = Math.Min(ReoWndMult + 1, 255);
+            ReoWndMult = Math.Min(ReoWndMult * 2, MaxReoWndMult);
             ReoWndPersist = ReoWndPersistRecoveries;
+            widened = true;
         }
         else if (ReoWndPersist == 0)
         {
             ReoWndMult = 1;
         }
         DsackSeen = false;
+        return widened;
     }
 
     /// <summary>

@@ -73,7 +73,11 @@ internal sealed partial class TcpControlBlock
 
         if (_sackEnabled)
         {
-            _rack.UpdateReoWnd(_sndUna, _sndNxt);
+            if (_rack.UpdateReoWnd(_sndUna, _sndNxt))
+            {
+                _stats.ReoWndWidenings++;
+                _stats.MaxReoWndMult = Math.Max(_stats.MaxReoWndMult, _rack.ReoWndMult);
+            }
             if (_rtx.Count > 0 && _rack.Advanced && _caState != CongestionState.Loss)
             {
                 if (RackDetectLoss(now) && _caState == CongestionState.Open)
@@ -280,6 +284,7 @@ internal sealed partial class TcpControlBlock
         int episode = TakeSpuriousRetransmission(start, end, out bool fast);
         if (fast)
         {
+            _stats.SpuriousFastRetransmits++;
             _rack.DsackSeen = true;
         }
         if (_undoActive && episode == _episode && _undoRetrans > 0)

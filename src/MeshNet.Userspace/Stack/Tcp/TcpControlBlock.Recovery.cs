@@ -327,7 +327,8 @@ internal sealed partial class TcpControlBlock
     private void Undo(long now)
     {
         _stats.Undos++;
-        for (int i = 0; i < _undoRetrans; i++)
+        int spurious = _undoRetrans;
+        for (int i = 0; i < spurious; i++)
         {
             _ctx.Counters.TcpSpuriousRetransmission();
         }
@@ -342,6 +343,7 @@ internal sealed partial class TcpControlBlock
             // RACK (or the DupThresh rule) deemed lost what was only reordered: widen the reordering
             // window now, as the D-SACKs for these retransmissions would a round trip later (their
             // records are forgotten above, so those D-SACKs do not count it twice).
+            _stats.SpuriousFastRetransmits += spurious;
             _rack.DsackSeen = true;
         }
         for (int i = 0; i < _rtx.Count; i++)
