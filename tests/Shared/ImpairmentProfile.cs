@@ -144,9 +144,18 @@ internal sealed record GilbertElliottLoss(double GoodToBad, double BadToGood, do
     /// <summary>
     /// The profile the TCP interop tests use: p = 0.002, r = 0.25, lossless Good, lossy Bad:
     /// about 0.79% of datagrams lost, in bursts of 4 on average (random loss at that rate gives
-    /// runs of 1.008).
+    /// runs of 1.008), no burst longer than 20 ms.
     /// </summary>
-    public static GilbertElliottLoss Bursty { get; } = new(0.002, 0.25);
+    public static GilbertElliottLoss Bursty { get; } = new(0.002, 0.25) { MaxBadDuration = TimeSpan.FromMilliseconds(20) };
+
+    /// <summary>
+    /// The longest a Bad spell lasts in time (null: no bound). The chain moves once per datagram,
+    /// so on a quiet link (a sender backing off, one datagram a second) a run of 4 datagrams would
+    /// last seconds, which no burst of real loss does: each timeout's lone retransmission or ACK
+    /// would meet a Bad link with probability 1 - r, and a transfer stall for minutes. With a
+    /// bound, the first datagram after it finds the link Good.
+    /// </summary>
+    public TimeSpan? MaxBadDuration { get; init; }
 
     /// <summary>The long-run fraction of datagrams dropped.</summary>
     public double LossRate => (BadToGood * LossInGood + GoodToBad * LossInBad) / (GoodToBad + BadToGood);
@@ -168,9 +177,14 @@ internal sealed record GilbertElliottLoss(double GoodToBad, double BadToGood, do
         {
             throw new ArgumentException($"{name}.{nameof(BadToGood)} must be positive (or the link stays Bad forever).", name);
         }
+        if (MaxBadDuration is { } longest && longest <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"{name}.{nameof(MaxBadDuration)} must be positive when set.", name);
+        }
     }
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"Gilbert-Elliott p={GoodToBad} r={BadToGood} loss(G)={LossInGood} loss(B)={LossInBad} (rate {LossRate:P2}, Bad runs {MeanBadRun:0.#})";
+        $"Gilbert-Elliott p={GoodToBad} r={BadToGood} loss(G)={LossInGood} loss(B)={LossInBad} (rate {LossRate:P2}, Bad runs {MeanBadRun:0.#}" +
+        (MaxBadDuration is { } longest ? $", at most {longest.TotalMilliseconds:0.##} ms)" : ")");
 }

@@ -71,6 +71,7 @@ internal sealed class RelayDirection
     private readonly Random _random;
     private ImpairmentProfile? _applied;
     private bool _bad;
+    private long _badSince;
     private bool _lastDropped;
     private long _lastRelease;
 
@@ -120,7 +121,19 @@ internal sealed class RelayDirection
         bool drop = profile.LossProbability > 0 && _random.NextDouble() < profile.LossProbability;
         if (profile.BurstLoss is { } model)
         {
-            _bad = _bad ? _random.NextDouble() >= model.BadToGood : _random.NextDouble() < model.GoodToBad;
+            if (_bad && model.MaxBadDuration is { } longest && Stopwatch.GetTimestamp() - _badSince >= ToTicks(longest))
+            {
+                _bad = false; // the spell has lasted its longest: this datagram finds the link Good
+            }
+            else
+            {
+                bool wasBad = _bad;
+                _bad = _bad ? _random.NextDouble() >= model.BadToGood : _random.NextDouble() < model.GoodToBad;
+                if (_bad && !wasBad)
+                {
+                    _badSince = Stopwatch.GetTimestamp();
+                }
+            }
             double loss = _bad ? model.LossInBad : model.LossInGood;
             drop |= loss > 0 && _random.NextDouble() < loss;
         }

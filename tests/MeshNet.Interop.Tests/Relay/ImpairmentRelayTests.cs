@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using MeshNet.Tests.Shared;
@@ -120,6 +121,31 @@ public sealed class ImpairmentRelayTests
     }
 
     [Fact]
+    public void A_bad_spell_ends_after_its_longest_duration_on_a_quiet_link()
+    {
+        // The chain enters Bad at the first datagram and (practically) never leaves it by itself:
+        // one datagram every 10 ms is then dropped for 50 ms, one passes, and Bad starts again.
+        var bounded = new GilbertElliottLoss(GoodToBad: 1, BadToGood: 1e-12) { MaxBadDuration = TimeSpan.FromMilliseconds(50) };
+        List<Arrival> arrivals;
+        TimeSpan elapsed;
+        using (var probe = RelayProbe.Start(ImpairmentProfile.Bursty(bounded), seed: 4))
+        {
+            var stopwatch = Stopwatch.StartNew();
+            arrivals = probe.SendAndCollect(40, burst: 1, pause: TimeSpan.FromMilliseconds(10));
+            elapsed = stopwatch.Elapsed;
+        }
+        arrivals.Should().HaveCountGreaterThanOrEqualTo(2, $"40 datagrams over {elapsed.TotalMilliseconds:0} ms span several 50 ms spells");
+        arrivals.Count.Should().BeLessThanOrEqualTo((int)(elapsed.TotalMilliseconds / 50) + 1, "at most one datagram passes per spell");
+        arrivals.Select(a => a.Sequence).Should().NotContain(0, "the first datagram starts the spell");
+
+        using (var probe = RelayProbe.Start(ImpairmentProfile.Bursty(bounded with { MaxBadDuration = null }), seed: 4))
+        {
+            probe.SendAndCollect(40, burst: 1, pause: TimeSpan.FromMilliseconds(10), timeout: TimeSpan.FromSeconds(5))
+                .Should().BeEmpty("without the bound the spell lasts as long as the chain says");
+        }
+    }
+
+    [Fact]
     public void Reordering_by_hold_time_releases_held_datagrams_after_the_hold()
     {
         var profile = new ImpairmentProfile { ReorderProbability = 0.1, ReorderGap = 0, ReorderHold = TimeSpan.FromMilliseconds(30) };
@@ -229,6 +255,8 @@ public sealed class ImpairmentRelayTests
             .Should().Throw<ArgumentException>().WithMessage("*BToA*Delay*");
         FluentActions.Invoking(() => ImpairmentRelay.Start(new ImpairmentRelayOptions { AToB = ImpairmentProfile.Bursty(new GilbertElliottLoss(0.1, 0)) }))
             .Should().Throw<ArgumentException>().WithMessage("*BadToGood*");
+        FluentActions.Invoking(() => ImpairmentRelay.Start(new ImpairmentRelayOptions { AToB = ImpairmentProfile.Bursty(new GilbertElliottLoss(0.1, 0.5) { MaxBadDuration = TimeSpan.Zero }) }))
+            .Should().Throw<ArgumentException>().WithMessage("*MaxBadDuration*");
         GilbertElliottLoss.Bursty.LossRate.Should().BeApproximately(0.0079, 0.0001);
         GilbertElliottLoss.Bursty.MeanBadRun.Should().Be(4);
     }
