@@ -48,7 +48,7 @@ internal struct TcpStatistics
     /// <summary>Fast retransmissions proven spurious (by a D-SACK, or by timestamps at an undo).</summary>
     public int SpuriousFastRetransmits;
 
-    /// <summary>Times RACK widened its reordering window (one step each).</summary>
+    /// <summary>Times RACK widened its reordering window (each doubles the multiplier).</summary>
     public int ReoWndWidenings;
 
     /// <summary>The widest reordering window multiplier reached.</summary>
