@@ -115,8 +115,9 @@ internal sealed class TcpTunnel : IAsyncDisposable
             {
                 // Diagnostics: the inner packets as Linux sees them, headers only, one file per tunnel.
                 var file = Path.Combine(pcapDirectory, tunnel.WireGuardGo.InterfaceName + ".pcap");
-                await tunnel.AddAsync(Task.FromResult(tunnel.Namespace.StartProcess("tcpdump", ["-i", tunnel.WireGuardGo.InterfaceName, "-s", "120", "-U", "-w", file])));
-                await Task.Delay(500, cancellationToken);
+                var capture = await tunnel.AddAsync(Task.FromResult(tunnel.Namespace.StartProcess("tcpdump", ["-i", tunnel.WireGuardGo.InterfaceName, "--immediate-mode", "-s", "120", "-U", "-w", file])));
+                await Poll.UntilAsync(() => capture.Output.Contains("listening on", StringComparison.Ordinal) || capture.HasExited,
+                    TimeSpan.FromSeconds(10), "tcpdump to start capturing", cancellationToken);
             }
 
             using (var key = WireGuardPrivateKey.Generate())
