@@ -15,8 +15,8 @@ internal enum HandshakeStage
 
 /// <summary>
 /// A peer's handshake state: the Noise transcript, our ephemeral key, the peer's ephemeral
-/// key and indices, the pre-shared key, the precomputed static-static DH, and the replay and
-/// flood guards for initiations.
+/// key and indices, the pre-shared key, the static-static DH (computed at the first handshake,
+/// not when the peer is configured), and the replay and flood guards for initiations.
 /// </summary>
 /// <remarks>
 /// Every member is guarded by <see cref="Sync"/>. Secrets sit in pinned arrays and are zeroed

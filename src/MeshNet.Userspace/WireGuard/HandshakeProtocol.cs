@@ -12,7 +12,10 @@ namespace MeshNet.Userspace.WireGuard;
 /// checked by the cookie classes, not here.
 /// </summary>
 /// <remarks>
-/// Thread-safe: each operation takes the peer's handshake lock. Consume operations change a
+/// Thread-safe: each operation takes the lock of the handshake it changes (the peer's
+/// <see cref="Peer.Handshake"/>, or its <see cref="Peer.CrossedInitiation"/> for a response to
+/// an initiation set aside); setting an initiation aside takes both, the handshake's first.
+/// Operations on a peer that is no longer running change nothing. Consume operations change a
 /// handshake only when the message fully authenticates.
 /// </remarks>
 internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPublicKey, Peer?> lookupPeer)
@@ -26,6 +29,10 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
         var handshake = peer.Handshake;
         lock (handshake.Sync)
         {
+            if (!peer.IsRunning)
+            {
+                return false; // removed meanwhile: its handshake was zeroed and must stay so (no index, no ephemeral key)
+            }
             message.Clear();
             handshake.Noise.InitializePrecomputed(NoiseHash.InitialChainingKey, NoiseHash.InitialHash);
             handshake.LocalEphemeral?.Dispose();
@@ -80,6 +87,11 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
         Span<byte> timestamp = stackalloc byte[TimestampSize];
         lock (handshake.Sync)
         {
+            if (!peer.IsRunning)
+            {
+                reason = WireGuardDropReason.UnknownPeer; // removed while the message was being read
+                return null;
+            }
             if (!NoiseIkPsk2.ReadMessage1Payload(state, handshake.StaticStatic(identity), noiseMessage, timestamp))
             {
                 reason = WireGuardDropReason.HandshakeFailed;
@@ -125,8 +137,7 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
         var crossed = peer.CrossedInitiation;
         lock (crossed.Sync)
         {
-            device.Indices.Delete(crossed.LocalIndex);
-            crossed.Clear();
+            peer.ClearCrossedInitiation(); // an older one set aside is superseded
             peer.Handshake.MoveInitiationTo(crossed);
             device.Indices.RepointHandshake(crossed.LocalIndex, peer, crossed);
         }
@@ -139,7 +150,7 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
         var handshake = peer.Handshake;
         lock (handshake.Sync)
         {
-            if (handshake.Stage != HandshakeStage.InitiationConsumed)
+            if (handshake.Stage != HandshakeStage.InitiationConsumed || !peer.IsRunning)
             {
                 return false;
             }
@@ -241,6 +252,10 @@ internal sealed class HandshakeProtocol(DeviceContext device, Func<WireGuardPubl
                 uint remoteIndex = handshake.RemoteIndex;
                 handshake.Clear();
                 handshake.RemoteIndex = remoteIndex;
+                if (!ReferenceEquals(handshake, peer.Handshake))
+                {
+                    CryptographicOperations.ZeroMemory(handshake.PresharedKey); // the crossed initiation's copy
+                }
             }
         }
         finally

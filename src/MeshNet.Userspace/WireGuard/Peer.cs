@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Security.Cryptography;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Net;
@@ -52,7 +53,8 @@ internal sealed partial class Peer : IDisposable
     /// Our initiation set aside when the peer's own initiation crossed it (we answered theirs in
     /// <see cref="Handshake"/>): the peer may still answer ours, and that response completes a
     /// session at once. Only an <see cref="HandshakeStage.InitiationCreated"/> state lives here;
-    /// a newer initiation of ours or the zeroing of key material clears it.
+    /// a newer initiation of ours or the zeroing of key material clears it. Lock order: a thread
+    /// that holds both locks took <see cref="Handshake"/>'s first, never the reverse.
     /// </summary>
     public Handshake CrossedInitiation { get; } = new();
 
@@ -246,13 +248,14 @@ internal sealed partial class Peer : IDisposable
         FlushStagedPackets(WireGuardDropReason.HandshakeGaveUp);
     }
 
-    /// <summary>Forgets a crossed initiation of ours (its response can no longer be accepted).</summary>
+    /// <summary>Forgets a crossed initiation of ours (its response can no longer be accepted), zeroing its copy of the pre-shared key.</summary>
     public void ClearCrossedInitiation()
     {
         lock (CrossedInitiation.Sync)
         {
             _device.Indices.Delete(CrossedInitiation.LocalIndex);
             CrossedInitiation.Clear();
+            CryptographicOperations.ZeroMemory(CrossedInitiation.PresharedKey);
         }
     }
 

@@ -299,6 +299,9 @@ public sealed partial class WireGuardDevice : IPacketSink, IAsyncDisposable, IDi
     /// <summary>True when a local index is in use (for tests).</summary>
     internal bool IsIndexInUse(uint index) => _context.Indices.TryLookup(index, out _);
 
+    /// <summary>The device's handshake protocol (tests drive it directly to reach interleavings timers make rare).</summary>
+    internal HandshakeProtocol Handshakes => _context.Handshakes;
+
     internal DeviceContext Context => _context;
 
     private WireGuardPeerStatus BuildStatus(Peer peer)

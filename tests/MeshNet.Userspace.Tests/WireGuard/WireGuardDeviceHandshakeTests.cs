@@ -221,6 +221,45 @@ public sealed class WireGuardDeviceHandshakeTests
     }
 
     [Fact]
+    public void CrossedInitiationsWithAPresharedKeyCompleteAndLeaveNoCopyOfTheKey()
+    {
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        using var psk = WireGuardPresharedKey.Generate();
+        DeviceTestBed.Connect(a, b, psk: psk);
+        var fromA = DeviceTestBed.SendUdp(a, b, 120);
+        var fromB = DeviceTestBed.SendUdp(b, a, 130);
+        bed.Pump();
+
+        b.Inbound.Drain().Should().ContainSingle().Which.Should().Equal(fromA);
+        a.Inbound.Drain().Should().ContainSingle().Which.Should().Equal(fromB);
+        a.Counters.CrossedHandshakes.Should().Be(1, "the set-aside initiation, with its copy of the key, completed");
+        a.PeerOf(b).CrossedInitiation.PresharedKey.Should().OnlyContain(x => x == 0, "the copy is zeroed once its session is derived");
+        b.PeerOf(a).CrossedInitiation.PresharedKey.Should().OnlyContain(x => x == 0);
+        a.PeerOf(b).Handshake.PresharedKey.Should().Contain(x => x != 0, "the configured key itself stays");
+    }
+
+    [Fact]
+    public void AHandshakeStepOnAPeerRemovedMeanwhileLeavesNoIndexAndNoKey()
+    {
+        // A timer or InitiateHandshake that saw the peer running just before RemovePeer reaches
+        // the protocol after the peer's handshake was zeroed: nothing may be recreated there.
+        using var bed = new DeviceTestBed();
+        var a = bed.AddNode("a", 1);
+        var b = bed.AddNode("b", 2);
+        DeviceTestBed.Connect(a, b);
+        var peer = a.PeerOf(b);
+        a.Device.RemovePeer(b.Device.PublicKey).Should().BeTrue();
+
+        var message = new byte[WireGuardProtocol.InitiationSize];
+        a.Device.Handshakes.CreateInitiation(peer, message).Should().BeFalse();
+        peer.Handshake.LocalIndex.Should().Be(0u, "no index was allocated for it");
+        peer.Handshake.LocalEphemeral.Should().BeNull("no ephemeral key was made");
+        message.Should().OnlyContain(x => x == 0);
+    }
+
+    [Fact]
     public void ResponderKeepsTheNewSessionAsNextUntilTheInitiatorConfirmsIt()
     {
         using var bed = new DeviceTestBed();
