@@ -292,6 +292,7 @@ internal sealed partial class TailnetBus
             {
                 record = NodeRecords.ToProto(stored, existing.Record.Online, existing.Record.Endpoints);
                 record.LastSeen = existing.Record.LastSeen;
+                record.Instance = existing.Record.Instance; // the run id lives on the bus, not in the store
                 existing.Record = record;
                 existing.KeyExpiry = stored.KeyExpiry;
             }

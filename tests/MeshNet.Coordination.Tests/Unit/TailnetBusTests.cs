@@ -58,6 +58,15 @@ public sealed class TailnetBusTests
         var restarted = fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-b");
         BusFixture.Drain(restarted);
         BusFixture.Drain(first).Single().Delta.Patches.Single().Instance.Should().Be("run-b");
+
+        // A re-registration (new hostname or tags) rewrites the record: the run id is kept, or
+        // the peers would compare the next one against "" and miss a restart.
+        fixture.Bus.Upsert(fixture.Stored(2));
+        BusFixture.Drain(first).Single().Delta.PeersChanged.Single().Instance.Should().Be("run-b");
+        fixture.Bus.Detach(restarted, fixture.Now);
+        BusFixture.Drain(first);
+        BusFixture.Drain(fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-c"));
+        BusFixture.Drain(first).Single().Delta.Patches.Single().Instance.Should().Be("run-c");
     }
 
     [Fact]
