@@ -67,7 +67,7 @@ internal sealed class PeerConfigurator : IDisposable
     {
         var map = _latest!;
         var desired = PeerPlanner.Desired(map, _time.GetUtcNow(), _canReach, out var nextExpiry);
-        PeerPlanner.KeepKnownEndpoints(_applied, desired);
+        PeerPlanner.KeepKnown(_applied, desired);
         var plan = PeerPlanner.Diff(_applied, desired);
         var applied = new Dictionary<WireGuardPublicKey, DesiredPeer>(_applied);
         foreach (var key in plan.Remove)

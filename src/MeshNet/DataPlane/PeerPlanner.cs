@@ -58,22 +58,32 @@ internal static class PeerPlanner
     }
 
     /// <summary>
-    /// Where the netmap advertises no usable endpoint for a peer that already has one, keeps the
-    /// one in use: no endpoint means "not known right now" (a service that just restarted lists
-    /// every node without endpoints until each reports again), not "moved", so the peer's
-    /// session must not be torn down for it.
+    /// Keeps what the netmap now leaves unknown for a peer already configured: an endpoint (no
+    /// endpoint means "not known right now": a service that just restarted lists every node
+    /// without endpoints until each reports again, so the session must not be torn down for it)
+    /// and a run id (such a service lists every run id as empty until each node attaches again;
+    /// forgetting them would reconfigure every peer twice and miss a restart in between).
     /// </summary>
-    public static void KeepKnownEndpoints(IReadOnlyDictionary<WireGuardPublicKey, DesiredPeer> applied,
+    public static void KeepKnown(IReadOnlyDictionary<WireGuardPublicKey, DesiredPeer> applied,
         Dictionary<WireGuardPublicKey, DesiredPeer> desired)
     {
         ArgumentNullException.ThrowIfNull(applied);
         ArgumentNullException.ThrowIfNull(desired);
         foreach (var (key, peer) in applied)
         {
-            if (peer.Endpoint is not null && desired.TryGetValue(key, out var wanted) && wanted.Endpoint is null)
+            if (!desired.TryGetValue(key, out var wanted))
             {
-                desired[key] = wanted with { Endpoint = peer.Endpoint };
+                continue;
             }
+            if (peer.Endpoint is not null && wanted.Endpoint is null)
+            {
+                wanted = wanted with { Endpoint = peer.Endpoint };
+            }
+            if (peer.Instance.Length > 0 && wanted.Instance.Length == 0)
+            {
+                wanted = wanted with { Instance = peer.Instance };
+            }
+            desired[key] = wanted;
         }
     }
 

@@ -100,6 +100,24 @@ public sealed class PeerConfiguratorTests : IDisposable
     }
 
     [Fact]
+    public void ARunIdTheNetmapNoLongerKnowsIsKeptSoTheNextRestartIsStillSeen()
+    {
+        ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Instance = "run-a" } } });
+        _device.Clear();
+
+        // A coordination service that restarted lists every node without a run id until it attaches again.
+        _map = Map(Node(1), Node(2), Node(3), Node(4));
+        _configurator.Apply(_map);
+        _device.Operations.Should().BeEmpty("an unknown run id is not a change");
+
+        ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Instance = "run-a" } } });
+        _device.Operations.Should().BeEmpty("the same run attached again");
+
+        ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Instance = "run-b" } } });
+        _device.Operations.Should().Equal(["set k3", "handshake k3"], "compared with run-a, not with the empty value in between");
+    }
+
+    [Fact]
     public void AChangeBehindTheFirstEndpointTouchesNothing()
     {
         ApplyDelta(new MapDelta { Patches = { new PeerPatch { Id = 3, Endpoints = new Endpoints { Values = { "192.0.2.3:41641", "198.51.100.3:1" } } } } });
