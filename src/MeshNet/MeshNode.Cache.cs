@@ -143,6 +143,7 @@ public sealed partial class MeshNode
             {
                 var registration = await RegisterAsync(stop).ConfigureAwait(false);
                 await ApplyRegistrationAsync(registration, keepAddresses: true, stop).ConfigureAwait(false);
+                _connectFailure = null; // registered: an earlier failure is history, not the node's state
                 break;
             }
             catch (Exception) when (stop.IsCancellationRequested)
