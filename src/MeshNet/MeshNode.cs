@@ -50,15 +50,18 @@ public sealed partial class MeshNode : IAsyncDisposable
     // restarted (and lost its WireGuard sessions), even when its key and port are the same.
     private readonly string _instance = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
 
-    // Set while starting, then read-only, except the identity and signer, which a key rotation
-    // replaces (on the start path, or later on the map loop's task).
+    // Set while starting, then read-only, except: the identity and signer, which a key rotation
+    // replaces (on the start path, or later on the map loop's task); and on a start from the
+    // netmap cache, the control side (registration, _mapLoop, _endpoints and their tasks), which
+    // the background connect sets once registered. GetStatus reads _mapLoop and _endpoints from
+    // any thread, hence volatile.
     private volatile MeshNodeIdentity? _identity;
     private ControlClient? _control;
     private volatile ControlSigner? _signer;
     private volatile byte[] _serverKey = [];
     private NodeDataPlane? _dataPlane;
-    private MapStreamLoop? _mapLoop;
-    private EndpointReporter? _endpoints;
+    private volatile MapStreamLoop? _mapLoop;
+    private volatile EndpointReporter? _endpoints;
     private Task _mapTask = Task.CompletedTask;
     private Task _endpointTask = Task.CompletedTask;
     private string _tailnet = "";
@@ -164,7 +167,7 @@ public sealed partial class MeshNode : IAsyncDisposable
 
     internal void OnListenerClosed(MeshListener listener) => _listeners.TryRemove(listener, out _);
 
-    /// <summary>A netmap arrived from the service (on the map loop's task): remember it in the cache, publish it, reconfigure the peers.</summary>
+    /// <summary>A netmap arrived from the service (on the map loop's task): publish it, reconfigure the peers, remember it in the cache.</summary>
     private void OnNetmap(NetmapSnapshot map)
     {
         var now = _time.GetUtcNow();
@@ -174,8 +177,8 @@ public sealed partial class MeshNode : IAsyncDisposable
             _onCachedNetmap = false;
             MeshLog.LiveNetmapReplacedCache(_logger, map.Peers.Count);
         }
-        _cacheWriter?.OnNetmap(map, _tailnet, now);
         PublishNetmap(map);
+        _cacheWriter?.OnNetmap(map, _tailnet, now); // what the node now runs on
     }
 
     /// <summary>Publishes a netmap (live or cached) and reconfigures the filter and the peers (a diff: unchanged peers are untouched).</summary>
