@@ -30,7 +30,7 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
     private readonly ITimer _timer;
 
     // Guarded by _lock.
-    private MeshCachedNetmap? _pending;
+    private PendingNetmap? _pending; // converted to the stored form by the worker, not on the caller's thread
     private bool _deletePending;
     private bool _forbidden;
     private bool _running;
@@ -89,7 +89,7 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
                 return;
             }
             _forbidden = false;
-            _pending = MeshCachedNetmap.From(snapshot, tailnet, receivedAt);
+            _pending = new PendingNetmap(snapshot, tailnet, receivedAt);
             if (_running || _timerArmed)
             {
                 return; // the running worker or the armed timer picks it up
@@ -122,10 +122,9 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
                 _disposed = true;
                 _timerArmed = false;
                 _timer.Dispose();
-                if (!_running && (_pending is not null || _deletePending))
+                if (_pending is not null || _deletePending)
                 {
-                    _running = true;
-                    _worker = RunAsync();
+                    StartWorkerLocked(); // the flush, on the pool: a synchronous store must not run under the lock
                 }
                 worker = _worker;
             }
@@ -173,7 +172,7 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
     {
         while (true)
         {
-            MeshCachedNetmap? save;
+            PendingNetmap? save;
             bool delete;
             lock (_lock)
             {
@@ -202,15 +201,16 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
             }
             else
             {
-                await SaveAsync(save!).ConfigureAwait(false);
+                await SaveAsync(save!.Value).ConfigureAwait(false);
             }
         }
     }
 
-    private async Task SaveAsync(MeshCachedNetmap netmap)
+    private async Task SaveAsync(PendingNetmap pending)
     {
         try
         {
+            var netmap = MeshCachedNetmap.From(pending.Snapshot, pending.Tailnet, pending.ReceivedAt);
             await _store.SaveAsync(_identity(), netmap).ConfigureAwait(false);
             _lastError = null;
             MeshLog.NetmapCacheSaved(_logger, netmap.Sequence, netmap.PeerCount);
@@ -261,4 +261,7 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
         }
         MeshLog.NetmapCacheSaveFailed(_logger, reason, suppressed);
     }
+
+    /// <summary>A netmap waiting to be saved, as applied.</summary>
+    private readonly record struct PendingNetmap(NetmapSnapshot Snapshot, string Tailnet, DateTimeOffset ReceivedAt);
 }
