@@ -220,14 +220,19 @@ public sealed partial class MeshNode
         MeshLog.Registered(_logger, self.Name, self.Id, registration.Tailnet, string.Join(", ", addresses));
     }
 
-    /// <summary>Saves the identity after a rotation; a failure is logged (the node keeps running with the new key).</summary>
+    /// <summary>
+    /// Saves the identity after a rotation. While starting, a failure fails the start; once the
+    /// node runs (its map stream exists, or it has a netmap: a start from the cache registers in
+    /// the background; either way the device already uses the new key) it is
+    /// logged and the node keeps running.
+    /// </summary>
     private async Task SaveIdentityAsync(CancellationToken cancellationToken)
     {
         try
         {
             await _options.StateStore!.SaveAsync(_identity!, cancellationToken).ConfigureAwait(false);
         }
-        catch (MeshException e) when (_mapLoop is not null)
+        catch (MeshException e) when (_mapLoop is not null || _netmap is not null)
         {
             MeshLog.IdentitySaveFailed(_logger, e.Message);
         }
