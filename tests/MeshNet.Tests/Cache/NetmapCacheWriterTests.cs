@@ -62,7 +62,7 @@ public sealed class NetmapCacheWriterTests : IDisposable
         await using var writer = NewWriter();
         _store.FailNext = true;
         writer.OnNetmap(Map(1), "acme", _time.GetUtcNow());
-        await TestWait.UntilAsync(() => writer.LastError is not null);
+        await Eventually.WaitAsync(() => writer.LastError is not null, "the failure to be reported");
         writer.LastError.Should().Contain("disk full");
 
         _time.Advance(Interval);
@@ -70,7 +70,7 @@ public sealed class NetmapCacheWriterTests : IDisposable
         _store.Saves.Should().Be(1, "the failed netmap is not retried by itself");
         writer.OnNetmap(Map(2), "acme", _time.GetUtcNow());
         await _store.WaitForSavesAsync(2);
-        await TestWait.UntilAsync(() => writer.LastError is null); // cleared once the save has returned to the writer
+        await Eventually.WaitAsync(() => writer.LastError is null, "the error to clear"); // cleared once the save has returned to the writer
         (await _store.LoadAsync(_identity))!.Sequence.Should().Be(2);
     }
 
@@ -82,7 +82,7 @@ public sealed class NetmapCacheWriterTests : IDisposable
         await _store.WaitForSavesAsync(1);
 
         writer.OnNetmap(Map(2, forbidden: true), "acme", _time.GetUtcNow());
-        await TestWait.UntilAsync(() => _store.Deletes == 1);
+        await Eventually.WaitAsync(() => _store.Deletes == 1, "the delete");
         _store.HasNetmap.Should().BeFalse();
         writer.OnNetmap(Map(3, forbidden: true), "acme", _time.GetUtcNow());
         _time.Advance(Interval * 2);
@@ -132,7 +132,7 @@ public sealed class NetmapCacheWriterTests : IDisposable
 
         public bool HasNetmap => _inner.HasNetmap;
 
-        public Task WaitForSavesAsync(int count) => TestWait.UntilAsync(() => Saves >= count);
+        public Task WaitForSavesAsync(int count) => Eventually.WaitAsync(() => Saves >= count, $"{count} saves");
 
         public ValueTask<MeshCachedNetmap?> LoadAsync(MeshNodeIdentity identity, CancellationToken cancellationToken = default) =>
             _inner.LoadAsync(identity, cancellationToken);
@@ -170,22 +170,6 @@ public sealed class NetmapCacheWriterTests : IDisposable
             int current;
             while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current)
             {
-            }
-        }
-    }
-
-    private static class TestWait
-    {
-        public static async Task UntilAsync(Func<bool> condition)
-        {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-            while (!condition())
-            {
-                if (DateTime.UtcNow > deadline)
-                {
-                    throw new TimeoutException("The condition did not become true within 10 s.");
-                }
-                await Task.Delay(5);
             }
         }
     }
