@@ -57,6 +57,41 @@ public sealed class NetmapCacheWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task NoStoreCallStartsWhileASaveIsInProgressAndTheLatestNetmapIsWrittenAfterIt()
+    {
+        await using var writer = NewWriter();
+        _store.HoldSaves();
+        writer.OnNetmap(Map(1), "acme", _time.GetUtcNow());
+        await Eventually.WaitAsync(() => _store.InProgress == 1, "the first save to start");
+
+        // While it is held: more netmaps, the clock well past the write interval, a forbidden
+        // netmap (a delete is due) and allowed ones again.
+        writer.OnNetmap(Map(2), "acme", _time.GetUtcNow());
+        _time.Advance(Interval * 2);
+        writer.OnNetmap(Map(3, forbidden: true), "acme", _time.GetUtcNow());
+        writer.OnNetmap(Map(4), "acme", _time.GetUtcNow());
+        writer.OnNetmap(Map(5), "acme", _time.GetUtcNow());
+        _time.Advance(Interval * 2);
+        await Task.Delay(50);
+        _store.Started.Should().Be(1, "no save or delete starts while the first save is in progress");
+        _store.InProgress.Should().Be(1);
+        _store.Saves.Should().Be(0);
+        _store.Deletes.Should().Be(0);
+
+        // Released: the first save returns, then the delete runs, then the latest netmap waits for
+        // the write interval counted from the end of the first save.
+        _store.ReleaseSaves();
+        await Eventually.WaitAsync(() => _store.Deletes == 1, "the delete after the first save");
+        _store.Saves.Should().Be(1);
+        _store.HasNetmap.Should().BeFalse("the delete ran after the first save");
+        _time.Advance(Interval);
+        await _store.WaitForSavesAsync(2);
+        (await _store.LoadAsync(_identity))!.Sequence.Should().Be(5, "the latest netmap is written after the held save");
+        _store.Started.Should().Be(3, "one save, one delete, one save");
+        _store.MaxConcurrent.Should().Be(1);
+    }
+
+    [Fact]
     public async Task AFailedSaveIsReportedAndTheNextChangeIsSaved()
     {
         await using var writer = NewWriter();
@@ -112,10 +147,15 @@ public sealed class NetmapCacheWriterTests : IDisposable
         _store.Saves.Should().Be(2);
     }
 
-    /// <summary>An <see cref="InMemoryNetmapStore"/> that counts calls, detects overlapping ones, and fails on request.</summary>
+    /// <summary>
+    /// An <see cref="InMemoryNetmapStore"/> that counts calls, detects overlapping ones (saves and
+    /// deletes alike), holds saves on request, and fails on request.
+    /// </summary>
     private sealed class RecordingStore : IMeshNetmapStore
     {
         private readonly InMemoryNetmapStore _inner = new();
+        private TaskCompletionSource _gate = Released();
+        private int _started;
         private int _saves;
         private int _deletes;
         private int _concurrent;
@@ -123,9 +163,16 @@ public sealed class NetmapCacheWriterTests : IDisposable
 
         public bool FailNext { get; set; }
 
+        /// <summary>Saves and deletes that started.</summary>
+        public int Started => Volatile.Read(ref _started);
+
+        /// <summary>Saves and deletes started and not yet returned.</summary>
+        public int InProgress => Volatile.Read(ref _concurrent);
+
         /// <summary>Saves that returned (successfully or not).</summary>
         public int Saves => Volatile.Read(ref _saves);
 
+        /// <summary>Deletes that returned.</summary>
         public int Deletes => Volatile.Read(ref _deletes);
 
         public int MaxConcurrent => Volatile.Read(ref _maxConcurrent);
@@ -134,16 +181,21 @@ public sealed class NetmapCacheWriterTests : IDisposable
 
         public Task WaitForSavesAsync(int count) => Eventually.WaitAsync(() => Saves >= count, $"{count} saves");
 
+        /// <summary>Saves that start from now on wait (in progress) until <see cref="ReleaseSaves"/>.</summary>
+        public void HoldSaves() => Volatile.Write(ref _gate, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        public void ReleaseSaves() => Volatile.Read(ref _gate).TrySetResult();
+
         public ValueTask<MeshCachedNetmap?> LoadAsync(MeshNodeIdentity identity, CancellationToken cancellationToken = default) =>
             _inner.LoadAsync(identity, cancellationToken);
 
         public async ValueTask SaveAsync(MeshNodeIdentity identity, MeshCachedNetmap netmap, CancellationToken cancellationToken = default)
         {
-            int now = Interlocked.Increment(ref _concurrent);
-            InterlockedMax(ref _maxConcurrent, now);
+            Enter();
             try
             {
                 await Task.Yield();
+                await Volatile.Read(ref _gate).Task;
                 if (FailNext)
                 {
                     FailNext = false;
@@ -159,10 +211,32 @@ public sealed class NetmapCacheWriterTests : IDisposable
             }
         }
 
-        public ValueTask DeleteAsync(CancellationToken cancellationToken = default)
+        public async ValueTask DeleteAsync(CancellationToken cancellationToken = default)
         {
-            Interlocked.Increment(ref _deletes);
-            return _inner.DeleteAsync(cancellationToken);
+            Enter();
+            try
+            {
+                await Task.Yield();
+                await _inner.DeleteAsync(cancellationToken);
+                Interlocked.Increment(ref _deletes); // counted once the netmap is gone
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _concurrent);
+            }
+        }
+
+        private static TaskCompletionSource Released()
+        {
+            var gate = new TaskCompletionSource();
+            gate.SetResult();
+            return gate;
+        }
+
+        private void Enter()
+        {
+            Interlocked.Increment(ref _started);
+            InterlockedMax(ref _maxConcurrent, Interlocked.Increment(ref _concurrent));
         }
 
         private static void InterlockedMax(ref int target, int value)
