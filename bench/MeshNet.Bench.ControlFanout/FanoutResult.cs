@@ -33,19 +33,6 @@ internal sealed class FanoutResult
 
     public List<double> SaveRpcMs { get; } = [];
 
-    /// <summary>The <paramref name="p"/>-th percentile (0-100, nearest rank) of <paramref name="values"/>; NaN when empty.</summary>
-    public static double Percentile(IEnumerable<double> values, double p)
-    {
-        var sorted = values.ToArray();
-        if (sorted.Length == 0)
-        {
-            return double.NaN;
-        }
-        Array.Sort(sorted);
-        int rank = (int)Math.Ceiling(p / 100 * sorted.Length);
-        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
-    }
-
     /// <summary>Last-node times (incomplete waves count as infinite, so a missed node is never hidden).</summary>
     public static IEnumerable<double> LastTimes(IEnumerable<WaveOutcome> waves) =>
         waves.Select(w => w.Complete ? w.LastMs : double.PositiveInfinity);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using MeshNet.Bench.ControlFanout;
+using static MeshNet.Bench.BenchStatistics;
 
 if (args.Length == 1 && args[0] == ServeMode.Argument)
 {
@@ -53,14 +54,14 @@ Console.WriteLine("                       reference (endpoint patch)    policy s
 Console.WriteLine("     N   affected      last p50     last p99          last p50     last p99   vs ref        p50       p99       delta    managed    working set");
 foreach (var r in results)
 {
-    double refP50 = FanoutResult.Percentile(FanoutResult.LastTimes(r.Reference), 50);
-    double refP99 = FanoutResult.Percentile(FanoutResult.LastTimes(r.Reference), 99);
-    double polP50 = FanoutResult.Percentile(FanoutResult.LastTimes(r.Policy), 50);
-    double polP99 = FanoutResult.Percentile(FanoutResult.LastTimes(r.Policy), 99);
+    double refP50 = Percentile(FanoutResult.LastTimes(r.Reference), 50);
+    double refP99 = Percentile(FanoutResult.LastTimes(r.Reference), 99);
+    double polP50 = Percentile(FanoutResult.LastTimes(r.Policy), 50);
+    double polP99 = Percentile(FanoutResult.LastTimes(r.Policy), 99);
     var perNode = r.Policy.SelectMany(w => w.NodeMs).ToArray();
     double bytes = r.Policy.Count == 0 ? 0 : r.Policy.Average(w => w.BytesPerDelta);
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{r.Nodes,6} {r.NodesAffected,10}   {Ms(refP50),11} {Ms(refP99),12}      {Ms(polP50),12} {Ms(polP99),12}  {polP50 / refP50,6:0.0}x  {Ms(FanoutResult.Percentile(perNode, 50)),9} {Ms(FanoutResult.Percentile(perNode, 99)),9}   {bytes,7:0}   {Kib(r.ManagedBytesPerNode),8} {Kib(r.WorkingSetBytesPerNode),12}"));
+        $"{r.Nodes,6} {r.NodesAffected,10}   {Ms(refP50),11} {Ms(refP99),12}      {Ms(polP50),12} {Ms(polP99),12}  {polP50 / refP50,6:0.0}x  {Ms(Percentile(perNode, 50)),9} {Ms(Percentile(perNode, 99)),9}   {bytes,7:0}   {Kib(r.ManagedBytesPerNode),8} {Kib(r.WorkingSetBytesPerNode),12}"));
     if (r.Nodes == TargetNodes)
     {
         bool met = polP99 < TargetP99Ms;
@@ -71,7 +72,7 @@ foreach (var r in results)
         }
     }
 }
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"(save RPC p50: {string.Join(", ", results.Select(r => $"N={r.Nodes} {Ms(FanoutResult.Percentile(r.SaveRpcMs, 50))}"))})"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"(save RPC p50: {string.Join(", ", results.Select(r => $"N={r.Nodes} {Ms(Percentile(r.SaveRpcMs, 50))}"))})"));
 return exitCode;
 
 static string Ms(double ms) => double.IsNaN(ms) ? "n/a" : double.IsPositiveInfinity(ms) ? "incomplete" : string.Create(CultureInfo.InvariantCulture, $"{ms:0.0} ms");

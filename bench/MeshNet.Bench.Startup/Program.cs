@@ -2,6 +2,7 @@ using System.Globalization;
 using MeshNet;
 using MeshNet.Bench.Startup;
 using Microsoft.Extensions.Logging;
+using static MeshNet.Bench.BenchStatistics;
 
 // Start-up latency: MeshNode.StartAsync to the first byte a peer reads, cold vs warm vs cache-only.
 int rounds = 20, warmup = 3;
@@ -91,11 +92,4 @@ async Task<List<double>> RunAsync(StartupScenario scenario, string name, Func<in
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"  {name}: {rounds} rounds, p50 {Percentile(samples, 50):0.0} ms (StartAsync returned {Percentile([.. phases.Select(p => p.Started)], 50):0.0} ms, connected {Percentile([.. phases.Select(p => p.Connected)], 50):0.0} ms)"));
     return samples;
-}
-
-static double Percentile(List<double> samples, int percentile)
-{
-    var sorted = samples.Order().ToArray();
-    int index = (int)Math.Ceiling(percentile / 100.0 * sorted.Length) - 1;
-    return sorted[Math.Clamp(index, 0, sorted.Length - 1)];
 }
