@@ -318,7 +318,7 @@ public sealed class TcpLossRecoveryTests
             c.Sent();
         }
 
-        // x8 is 20 ms, capped at SRTT (about 10 ms): a 9 ms reordering is tolerated.
+        // x8 is 20 ms, capped at SRTT (about 10 ms): a 9 ms reordering is tolerated...
         h.AdvanceMs(10);
         var last = SendSegments(c, 10);
         h.AdvanceMs(10);
@@ -329,6 +329,16 @@ public sealed class TcpLossRecoveryTests
         h.AdvanceMs(30);
         h.Silence();
         h.Counters.TcpRetransmissions.Should().Be(3);
+
+        // ...and a 13 ms one is not: without the cap the window would be 20 ms.
+        c.Snapshot.Srtt.Should().BeLessThan(12_000, "the cap binds below x8 x min RTT / 4");
+        h.AdvanceMs(10);
+        last = SendSegments(c, 10);
+        h.AdvanceMs(10);
+        c.AckUpTo(last[0].Seq, sacks: Range(last[1], last[3]));
+        h.AdvanceMs(13);
+        c.Single().Seq.Should().Be(last[0].Seq, "past SRTT the hole is deemed lost, whatever the multiplier");
+        h.Counters.TcpRetransmissions.Should().Be(4);
     }
 
     [Fact]

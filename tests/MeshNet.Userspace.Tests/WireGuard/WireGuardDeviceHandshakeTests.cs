@@ -65,6 +65,15 @@ public sealed class WireGuardDeviceHandshakeTests
         a.Counters.SessionsEstablished.Should().Be(3);
         b.Counters.TotalDropped.Should().Be(0, b.Counters.ToString());
 
+        // Once RekeyTimeout (5 s) has passed since the last one, an ordinary request sends again.
+        bed.Time.Advance(TimeSpan.FromSeconds(4.9));
+        a.Device.InitiateHandshake(b.Device.PublicKey);
+        a.Counters.HandshakeInitiationsSent.Should().Be(3, "4.9 s after the last one");
+        bed.Time.Advance(TimeSpan.FromSeconds(0.2));
+        a.Device.InitiateHandshake(b.Device.PublicKey);
+        bed.Pump();
+        a.Counters.HandshakeInitiationsSent.Should().Be(4, "5.1 s after the last one");
+
         using var stranger = WireGuardPrivateKey.Generate();
         a.Device.InitiateHandshake(stranger.PublicKey).Should().BeFalse("not a configured peer");
     }
@@ -213,8 +222,9 @@ public sealed class WireGuardDeviceHandshakeTests
 
         // B's session with A works (B initiated); A's next initiation supersedes the set-aside one.
         bed.Policy = null;
-        a.PeerOf(b).SendHandshakeInitiation(isRetry: false, force: true);
-        bed.Advance(TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(1));
+        bed.Advance(TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(1)); // past the 20 ms flood limit
+        a.Device.InitiateHandshake(b.Device.PublicKey, evenIfRecent: true).Should().BeTrue();
+        bed.Pump();
         crossed.Stage.Should().Be(HandshakeStage.Zeroed);
         crossed.LocalEphemeral.Should().BeNull("its ephemeral key is disposed");
         a.Device.IsIndexInUse(index).Should().BeFalse("its index is released");
