@@ -53,14 +53,19 @@ public sealed class WireGuardInteropTests
     [InteropFact]
     public async Task InitiationsThatCrossWithWireGuardGoCompleteWithoutARetry()
     {
-        // Every datagram spends 700 ms in the relay, so both initiations are in flight at once.
-        await using var tunnel = await WireGuardTunnel.StartAsync(relay: ImpairmentProfile.Delayed(TimeSpan.FromMilliseconds(700)));
+        // Everything wireguard-go sends spends 3 s in the relay (less than RekeyTimeout, so no retry
+        // of its own comes meanwhile), so both initiations are in flight at once however slowly
+        // this test gets to its own.
+        await using var tunnel = await WireGuardTunnel.StartAsync(relay: ImpairmentProfile.None);
+        var relay = tunnel.Relay!;
+        relay.Impair(ImpairmentProfile.None, ImpairmentProfile.Delayed(TimeSpan.FromSeconds(3)));
         tunnel.AnswerPings();
 
         // wireguard-go initiates first (the namespace pings MeshNet); while its initiation is held
         // in the relay, MeshNet initiates too (it pings the namespace): the two cross.
         var namespacePing = tunnel.Namespace.TryPingAsync(WireGuardTunnel.LocalV4, TimeSpan.FromSeconds(20));
-        await Poll.UntilAsync(() => tunnel.Relay!.BToA.Received >= 1, Timeout, "wireguard-go's initiation at the relay");
+        await Poll.UntilAsync(() => relay.BToA.Received >= 1, Timeout, "wireguard-go's initiation at the relay");
+        relay.BToA.Forwarded.Should().Be(0, "the set-up: MeshNet initiates while wireguard-go's initiation is still held");
         await tunnel.PingRemoteAsync(ipv6: false, sequence: 1, timeout: Timeout);
         (await namespacePing).Should().BeTrue("wireguard-go's own ping gets through on the session too");
 
