@@ -1,62 +1,37 @@
-using System.Net;
 using MeshNet.Coordination;
 using MeshNet.Integration.Tests.Infrastructure;
 
 namespace MeshNet.Integration.Tests.Outage;
 
 /// <summary>
-/// A tailnet whose coordination service can be stopped and started again as the same service
-/// (same URL, same database directory), with nodes that keep their identity and netmap in
-/// in-memory stores that outlive them, so that a test can dispose a node and start it again as
-/// the same node. Disposing stops the nodes, then the service, and removes the directory.
+/// A <see cref="TestTailnet"/> (whose coordination service can be stopped and started again as
+/// the same service) with nodes that keep their identity and netmap in in-memory stores that
+/// outlive them, so that a test can dispose a node and start it again as the same node.
+/// Disposing disposes the tailnet (nodes, service, directory), then the stores.
 /// </summary>
 internal sealed class OutageTailnet : IAsyncDisposable
 {
-    private readonly string _data;
-    private readonly List<IAsyncDisposable> _owned = [];
+    private readonly TestTailnet _tailnet;
     private readonly List<IDisposable> _stores = [];
-    private EmbeddedCoordinationServer? _server;
 
-    private OutageTailnet(string directory, EmbeddedCoordinationServer server, string url)
-    {
-        Directory = directory;
-        _data = Path.Combine(directory, "control");
-        _server = server;
-        Url = url;
-    }
+    private OutageTailnet(TestTailnet tailnet) => _tailnet = tailnet;
 
     /// <summary>The test's temporary directory.</summary>
-    public string Directory { get; }
+    public string Directory => _tailnet.Directory;
 
     /// <summary>The service's URL (it comes back at the same one).</summary>
-    public string Url { get; }
+    public string Url => _tailnet.Url;
 
     /// <summary>The running service (throws while it is stopped).</summary>
-    public EmbeddedCoordinationServer Server => _server ?? throw new InvalidOperationException("The coordination service is stopped.");
+    public EmbeddedCoordinationServer Server => _tailnet.Server;
 
-    public static async Task<OutageTailnet> StartAsync()
-    {
-        var directory = System.IO.Directory.CreateTempSubdirectory("meshnet-outage-").FullName;
-        var data = Path.Combine(directory, "control");
-        System.IO.Directory.CreateDirectory(data);
-        var server = await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions { DataDirectory = data });
-        await server.CreateTailnetAsync("acme");
-        return new OutageTailnet(directory, server, server.Url);
-    }
+    public static async Task<OutageTailnet> StartAsync() => new(await TestTailnet.StartAsync());
 
     /// <summary>Stops the service (the nodes lose their control connection).</summary>
-    public async Task StopControlAsync()
-    {
-        if (_server is { } server)
-        {
-            _server = null;
-            await server.DisposeAsync();
-        }
-    }
+    public Task StopControlAsync() => _tailnet.StopControlAsync();
 
     /// <summary>Starts the service again, at the same URL with the same database.</summary>
-    public async Task RestartControlAsync() =>
-        _server = await EmbeddedCoordinationServer.StartAsync(new EmbeddedCoordinationOptions { DataDirectory = _data, Url = Url });
+    public Task RestartControlAsync() => _tailnet.RestartControlAsync();
 
     /// <summary>The stores of one node, kept across its restarts.</summary>
     public (InMemoryStateStore State, InMemoryNetmapStore Netmap) NewStores()
@@ -76,27 +51,23 @@ internal sealed class OutageTailnet : IAsyncDisposable
     }
 
     /// <summary>Starts a node that is disposed with the tailnet (disposing it earlier is fine).</summary>
-    public async Task<MeshNode> StartNodeAsync(MeshNodeOptions options)
-    {
-        var node = await MeshNode.StartAsync(options);
-        _owned.Add(node);
-        return node;
-    }
+    public Task<MeshNode> StartNodeAsync(MeshNodeOptions options) => _tailnet.StartNodeAsync(options);
 
     /// <summary>Something else to dispose with the tailnet, before the service.</summary>
-    public T Own<T>(T disposable) where T : IAsyncDisposable
+    public T Own<T>(T disposable) where T : IAsyncDisposable => _tailnet.Own(disposable);
+
+    /// <summary>The netmap <paramref name="store"/> holds for the node whose identity <paramref name="state"/> holds, or null.</summary>
+    public static MeshCachedNetmap? LoadCached(IMeshNetmapStore store, IMeshStateStore state)
     {
-        _owned.Add(disposable);
-        return disposable;
+        using var identity = state.LoadAsync().AsTask().GetAwaiter().GetResult();
+        return identity is null ? null : store.LoadAsync(identity).AsTask().GetAwaiter().GetResult();
     }
 
     /// <summary>Waits until <paramref name="store"/> holds a netmap in which <paramref name="node"/> knows every one of <paramref name="peers"/>.</summary>
     public static Task WaitForCachedPeersAsync(MeshNode node, InMemoryNetmapStore store, IMeshStateStore state, params string[] peers) =>
         TestTailnet.WaitUntilAsync(() =>
         {
-            using var identity = state.LoadAsync().AsTask().GetAwaiter().GetResult();
-            var cached = store.LoadAsync(identity!).AsTask().GetAwaiter().GetResult();
-            if (cached is null)
+            if (LoadCached(store, state) is not { } cached)
             {
                 return false;
             }
@@ -106,21 +77,16 @@ internal sealed class OutageTailnet : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        for (int i = _owned.Count - 1; i >= 0; i--)
-        {
-            await _owned[i].DisposeAsync();
-        }
-        foreach (var store in _stores)
-        {
-            store.Dispose();
-        }
-        await StopControlAsync();
         try
         {
-            System.IO.Directory.Delete(Directory, recursive: true);
+            await _tailnet.DisposeAsync();
         }
-        catch (IOException)
+        finally
         {
+            foreach (var store in _stores)
+            {
+                store.Dispose();
+            }
         }
     }
 }
