@@ -62,7 +62,8 @@ public sealed class NetmapCacheStartTests
         }
         await WaitUntilAsync(() => a.GetStatus().Peers.Single(peer => peer.Name == "b") is { Configured: false, KeyExpiry: { } expiry } && expiry <= DateTimeOffset.UtcNow,
             "a to see b's key expire");
-        await Task.Delay(200); // the cache writer (50 ms) saves the netmap with the expired key
+        await WaitUntilAsync(() => OutageTailnet.LoadCached(stores.Netmap, stores.State)?.ToSnapshot().Peers.Values.SingleOrDefault(peer => peer.Name == "b")
+            is { KeyExpiry: { } cachedExpiry } && cachedExpiry <= DateTimeOffset.UtcNow, "a's netmap cache to hold b's expired key");
 
         await tailnet.StopControlAsync();
         await a.DisposeAsync();
@@ -122,7 +123,14 @@ public sealed class NetmapCacheStartTests
             """);
         await TestTailnet.WaitUntilAsync(() => !kioskStores.Netmap.HasNetmap, "the kiosk's cached netmap to be deleted");
         await TestTailnet.WaitUntilAsync(() => office.GetStatus().PolicyVersion >= version, "office to apply the policy");
+        // The cache writer runs after the netmap is applied: wait until it has handled the netmap
+        // office now runs on (it would have deleted the copy instead, had it wrongly applied the ban).
+        ulong applied = office.GetStatus().NetmapSequence;
+        await TestTailnet.WaitUntilAsync(() => OutageTailnet.LoadCached(officeStores.Netmap, officeStores.State) is { } cached && cached.Sequence >= applied,
+            $"office's netmap cache to hold the netmap of sequence {applied} or later");
         officeStores.Netmap.HasNetmap.Should().BeTrue("the policy forbids the cache to tag:kiosk only");
+        OutageTailnet.LoadCached(officeStores.Netmap, officeStores.State)!.PolicyVersion.Should().BeGreaterThanOrEqualTo(version,
+            "office's copy was written after the policy, not left over from before it");
 
         await kiosk.DisposeAsync();
         kioskStores.Netmap.HasNetmap.Should().BeFalse("nothing is saved while the service forbids it, not even when the node stops");
