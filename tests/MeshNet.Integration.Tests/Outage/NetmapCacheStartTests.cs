@@ -9,7 +9,8 @@ namespace MeshNet.Integration.Tests.Outage;
 
 /// <summary>
 /// When a cached netmap is used and when it is not: too old, switched off, holding expired peer
-/// keys; and how often it is written (coalesced). Real nodes and a real coordination service.
+/// keys; and when it is written (nothing more within the write interval, the latest netmap when
+/// the node stops). Real nodes and a real coordination service.
 /// </summary>
 [Trait("Category", "Outage")]
 public sealed class NetmapCacheStartTests
@@ -137,7 +138,7 @@ public sealed class NetmapCacheStartTests
     }
 
     [Fact]
-    public async Task NetmapChangesAreCoalescedIntoOneWritePerIntervalAndTheLastOneIsWrittenWhenTheNodeStops()
+    public async Task WithinTheWriteIntervalNothingMoreIsWrittenAndDisposingTheNodeWritesTheLatestNetmap()
     {
         await using var tailnet = await OutageTailnet.StartAsync();
         var key = await tailnet.Server.CreateAuthKeyAsync("acme", reusable: true);
