@@ -10,11 +10,20 @@ namespace MeshNet.Integration.Tests.Outage;
 [Trait("Category", "Outage")]
 public sealed class BadNetmapFileTests
 {
-    public static TheoryData<string> Variants => ["corrupt", "truncated", "tampered", "foreign", "unknown version"];
+    /// <summary>Each bad file, and the problem the warning names for it (MeshCachedNetmap.Deserialize's reason).</summary>
+    public static TheoryData<string, string> Variants => new()
+    {
+        // Every 7th byte from index 3 flipped: the magic (bytes 0-3) is the first thing wrong.
+        { "corrupt", "the data is not a MeshNet netmap cache (wrong magic)" },
+        { "truncated", "the netmap cache is truncated or has trailing bytes" },
+        { "tampered", "the netmap cache failed its integrity check (it was modified or corrupted)" },
+        { "foreign", "the netmap cache belongs to another node key" },
+        { "unknown version", "the netmap cache has format version 9, which this MeshNet does not know (it reads version 1)" },
+    };
 
     [Theory]
     [MemberData(nameof(Variants))]
-    public async Task ABadCacheFileIsSetAsideWithAWarningAndTheNodeStartsThroughControl(string variant)
+    public async Task ABadCacheFileIsSetAsideWithAWarningAndTheNodeStartsThroughControl(string variant, string problem)
     {
         await using var tailnet = await OutageTailnet.StartAsync();
         var key = await tailnet.Server.CreateAuthKeyAsync("acme", reusable: true);
@@ -55,6 +64,9 @@ public sealed class BadNetmapFileTests
         status.ControlConnected.Should().BeTrue();
         restarted.NodeId.Should().Be(id, "the identity file was fine: the same node came back");
         logs.AllText.Should().Contain("Warning 4171").And.Contain(netmapPath).And.Contain("moved aside to");
+        var warning = logs.AllText.Split('\n').Should().ContainSingle(line => line.Contains(" Warning 4171 ")).Subject;
+        warning.Should().Contain($"Netmap cache file {netmapPath} is unusable ({problem}", "the warning says what is wrong with the file")
+            .And.Contain("moved aside to");
         var aside = Directory.GetFiles(directory, "netmap.bin.corrupt-*").Should().ContainSingle().Subject;
         (await File.ReadAllBytesAsync(aside)).Should().Equal(bad, "the bad file is kept as it was");
         await TestTailnet.WaitForPeerAsync(restarted, "b");
