@@ -74,13 +74,12 @@ public sealed class ControlOutageTests
 
         await tailnet.StopControlAsync();
         await a.DisposeAsync();
-        var clock = Stopwatch.StartNew();
         var restarted = await tailnet.StartNodeAsync(tailnet.Options("a", null, storesA.State, storesA.Netmap));
-        var started = clock.Elapsed;
         await using var listenerA = await restarted.ListenAsync(6000);
 
         restarted.ListenPort.Should().Be(portBefore, "the node binds the port of its previous run, which its peers hold");
         var status = restarted.GetStatus();
+        // StartAsync returned without the coordination service: from the cache, not connected.
         status.NetmapSource.Should().Be(MeshNetmapSource.Cached);
         status.ControlConnected.Should().BeFalse();
         status.Peers.Should().ContainSingle(peer => peer.Name == "b").Which.Configured.Should().BeTrue();
@@ -107,7 +106,6 @@ public sealed class ControlOutageTests
             (await ExchangeAsync(atA, toA, "answer")).Should().Be("answer");
         }
         reach.Elapsed.Should().BeLessThan(ReachBound, "the peer reaches the restarted node at once (the issue's criterion)");
-        started.Should().BeLessThan(Timeout, "StartAsync returned without the coordination service");
     }
 
     [Fact]
