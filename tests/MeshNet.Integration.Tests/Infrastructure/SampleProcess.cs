@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -14,10 +13,14 @@ namespace MeshNet.Integration.Tests.Infrastructure;
 internal sealed class SampleProcess : IAsyncDisposable
 {
     private readonly Process _process;
-    private readonly ConcurrentQueue<string> _lines = new();
-    private readonly StringBuilder _all = new();
+    private readonly Lock _gate = new();
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _pendingStreams = 2;
+
+    // Guarded by _gate.
+    private readonly List<string> _lines = [];
+    private readonly StringBuilder _all = new();
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private SampleProcess(Process process)
     {
@@ -29,9 +32,36 @@ internal sealed class SampleProcess : IAsyncDisposable
     {
         get
         {
-            lock (_all)
+            lock (_gate)
             {
                 return _all.ToString();
+            }
+        }
+    }
+
+    /// <summary>The lines printed so far (standard output and error, interleaved by line).</summary>
+    public IReadOnlyList<string> Lines
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _lines];
+            }
+        }
+    }
+
+    /// <summary>
+    /// The number of lines printed so far: take it before sending a command and pass it to
+    /// <see cref="WaitForLineAsync"/> as <c>since</c> to wait for an answer printed after it.
+    /// </summary>
+    public int LineCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _lines.Count;
             }
         }
     }
@@ -138,30 +168,70 @@ internal sealed class SampleProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits for a line of output that matches <paramref name="pattern"/>; returns the match.</summary>
-    public async Task<Match> WaitForLineAsync(string pattern, TimeSpan timeout)
+    /// <summary>
+    /// Waits for a line of output that matches <paramref name="pattern"/>; returns the match.
+    /// Only lines printed after the first <paramref name="since"/> lines count (see <see cref="LineCount"/>;
+    /// 0: every line). A line matching <paramref name="failOn"/> (checked after <paramref name="pattern"/>)
+    /// fails the wait at once, as does the process's exit.
+    /// </summary>
+    public async Task<Match> WaitForLineAsync(string pattern, TimeSpan timeout, int since = 0, string? failOn = null)
     {
         var regex = new Regex(pattern);
-        var deadline = DateTime.UtcNow + timeout;
+        var failure = failOn is null ? null : new Regex(failOn);
+        using var deadline = new CancellationTokenSource(timeout);
+        int next = since;
         while (true)
         {
-            foreach (var line in _lines)
+            List<string> fresh;
+            bool exited;
+            Task changed;
+            lock (_gate)
+            {
+                // _exited is set after the last line is in: seen here, the lines below are all of them.
+                exited = _exited.Task.IsCompleted;
+                next = Math.Min(next, _lines.Count);
+                fresh = _lines.GetRange(next, _lines.Count - next);
+                next = _lines.Count;
+                changed = _changed.Task;
+            }
+            foreach (var line in fresh)
             {
                 if (regex.Match(line) is { Success: true } match)
                 {
                     return match;
                 }
+                if (failure is not null && failure.IsMatch(line))
+                {
+                    throw new InvalidOperationException($"The process printed \"{line}\" while /{pattern}/ was awaited. Output:\n{Output}");
+                }
             }
-            if (_exited.Task.IsCompleted)
+            if (exited)
             {
                 throw new InvalidOperationException($"The process exited (code {_process.ExitCode}) without printing /{pattern}/. Output:\n{Output}");
             }
-            if (DateTime.UtcNow > deadline)
+            try
+            {
+                await changed.WaitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested)
             {
                 throw new TimeoutException($"No line matched /{pattern}/ within {timeout.TotalSeconds} s. Output:\n{Output}");
             }
-            await Task.Delay(50);
         }
+    }
+
+    /// <summary>Kills the process (and its children) at once; waits until it is gone and its output is read to the end.</summary>
+    public async Task KillAsync(TimeSpan timeout)
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+        await WaitForExitAsync(timeout);
     }
 
     private void OnLine(string? line)
@@ -175,15 +245,29 @@ internal sealed class SampleProcess : IAsyncDisposable
                 {
                     await _process.WaitForExitAsync();
                     _exited.TrySetResult();
+                    Changed();
                 });
             }
             return;
         }
-        _lines.Enqueue(line);
-        lock (_all)
+        lock (_gate)
         {
+            _lines.Add(line);
             _all.AppendLine(line);
         }
+        Changed();
+    }
+
+    /// <summary>Wakes the waiters of <see cref="WaitForLineAsync"/>.</summary>
+    private void Changed()
+    {
+        TaskCompletionSource changed;
+        lock (_gate)
+        {
+            changed = _changed;
+            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        changed.TrySetResult();
     }
 
     public async ValueTask DisposeAsync()

@@ -74,21 +74,28 @@ public sealed class NodeProcessOutageTests
         reach.Elapsed.Should().BeLessThan(ReachBound, "the peer reaches the restarted process at once (the issue's criterion)");
     }
 
+    /// <summary>What the host prints when a command fails (tests/Hosts/MeshNet.NodeHost): the wait fails at once.</summary>
+    private const string HostError = "^error ";
+
+    /// <summary>Sends a command and waits for its answer: a line printed after it was sent, not an error.</summary>
     private static async Task CommandAsync(SampleProcess process, string command, string expected)
     {
+        int sent = process.LineCount;
         await process.WriteLineAsync(command);
-        await process.WaitForLineAsync(expected, Timeout);
+        await process.WaitForLineAsync(expected, Timeout, since: sent, failOn: HostError);
     }
 
+    /// <summary>Asks for the status until an answer to one of this wait's requests matches (an earlier status line does not count).</summary>
     private static async Task WaitForStatusAsync(SampleProcess process, string expected)
     {
+        int since = process.LineCount;
         var deadline = DateTime.UtcNow + Timeout;
         while (true)
         {
             await process.WriteLineAsync("status");
             try
             {
-                await process.WaitForLineAsync($"^status .*{expected}", TimeSpan.FromMilliseconds(300));
+                await process.WaitForLineAsync($"^status .*{expected}", TimeSpan.FromMilliseconds(300), since, HostError);
                 return;
             }
             catch (TimeoutException) when (DateTime.UtcNow < deadline)
