@@ -42,7 +42,7 @@ public sealed class StoreCrashSafetyTests(ITestOutputHelper output) : IDisposabl
             int delayMs = kill % 8 == 0 ? 0 : random.Next(0, 51);
             await using (var writer = StoreWriterProcess.Start(_directory))
             {
-                ulong start = await writer.Started.WaitAsync(TimeSpan.FromSeconds(30));
+                ulong start = await writer.WaitForStartAsync(TimeSpan.FromSeconds(30));
                 if (delayMs > 0)
                 {
                     await Task.Delay(delayMs);

@@ -1,136 +1,63 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Text;
+using System.Text.RegularExpressions;
 using MeshNet.Integration.Tests.Infrastructure;
 
 namespace MeshNet.Integration.Tests.Outage;
 
 /// <summary>
-/// The built <c>tests/Hosts/MeshNet.StoreWriterHost</c> run as a child process: it reports the
-/// sequence it started from and each sequence whose saves returned. <see cref="Kill"/> ends it
-/// at once (SIGKILL), mid-write or not. Disposing kills it if it still runs.
+/// The built <c>tests/Hosts/MeshNet.StoreWriterHost</c> run as a child process (a
+/// <see cref="SampleProcess"/>): it reports the sequence it started from and each sequence whose
+/// saves returned. <see cref="KillAsync"/> ends it at once (SIGKILL), mid-write or not. Disposing
+/// kills it if it still runs.
 /// </summary>
 internal sealed class StoreWriterProcess : IAsyncDisposable
 {
     private const string Project = "MeshNet.StoreWriterHost";
-    private readonly Process _process;
-    private readonly TaskCompletionSource<ulong> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly StringBuilder _errors = new();
-    private long _lastSaved = -1;
+    private const string StartLine = @"^start (\d+)$";
 
-    private StoreWriterProcess(Process process)
-    {
-        _process = process;
-    }
+    /// <summary>Matches every line: while the start line is awaited, any other line (the host writes its failures to standard error) fails the wait.</summary>
+    private const string AnyLine = "^";
 
-    /// <summary>The sequence the host found in the stores when it started (0: none).</summary>
-    public Task<ulong> Started => _started.Task;
+    private static readonly Regex SavedLine = new(@"^saved (\d+)$");
+    private static readonly Regex ReportLine = new(@"^(start|saved) \d+$");
+    private static readonly TimeSpan KillTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly SampleProcess _process;
+
+    private StoreWriterProcess(SampleProcess process) => _process = process;
 
     /// <summary>The last sequence the host printed as saved; null when it printed none.</summary>
     public ulong? LastSaved
     {
         get
         {
-            long last = Interlocked.Read(ref _lastSaved);
-            return last >= 0 ? (ulong)last : null;
-        }
-    }
-
-    /// <summary>What the host wrote to standard error.</summary>
-    public string Errors
-    {
-        get
-        {
-            lock (_errors)
+            var lines = _process.Lines;
+            for (int i = lines.Count - 1; i >= 0; i--)
             {
-                return _errors.ToString();
-            }
-        }
-    }
-
-    public static StoreWriterProcess Start(string directory)
-    {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(SampleProcess.HostAssemblyOf(Project));
-        info.ArgumentList.Add(directory);
-        info.ArgumentList.Add("--seconds");
-        info.ArgumentList.Add("20");
-        info.Environment["DOTNET_NOLOGO"] = "1";
-        var process = new Process { StartInfo = info, EnableRaisingEvents = true };
-        var writer = new StoreWriterProcess(process);
-        process.OutputDataReceived += (_, e) => writer.OnLine(e.Data);
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (writer._errors)
+                if (SavedLine.Match(lines[i]) is { Success: true } match)
                 {
-                    writer._errors.AppendLine(e.Data);
+                    return ulong.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
                 }
-                writer._started.TrySetException(new InvalidOperationException($"The store writer failed: {e.Data}"));
             }
-        };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return writer;
+            return null;
+        }
+    }
+
+    /// <summary>What the host printed besides its reports (<c>start N</c>, <c>saved N</c>): its failures, on standard error.</summary>
+    public string Errors => string.Join("\n", _process.Lines.Where(line => !ReportLine.IsMatch(line)));
+
+    public static StoreWriterProcess Start(string directory) =>
+        new(SampleProcess.StartHost(Project, new Dictionary<string, string>(), directory, "--seconds", "20"));
+
+    /// <summary>Waits for the sequence the host found in the stores when it started (0: none); fails at once when it prints anything else first or exits.</summary>
+    public async Task<ulong> WaitForStartAsync(TimeSpan timeout)
+    {
+        var match = await _process.WaitForLineAsync(StartLine, timeout, failOn: AnyLine);
+        return ulong.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
     /// <summary>Kills the process at once and waits until it is gone and its output is read to the end.</summary>
-    public async Task KillAsync()
-    {
-        Kill();
-        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-    }
+    public Task KillAsync() => _process.KillAsync(KillTimeout);
 
-    private void Kill()
-    {
-        try
-        {
-            _process.Kill(entireProcessTree: true);
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-    }
-
-    private void OnLine(string? line)
-    {
-        if (line is null)
-        {
-            _started.TrySetException(new InvalidOperationException($"The store writer ended before it started writing. {Errors}"));
-            return;
-        }
-        if (line.StartsWith("start ", StringComparison.Ordinal))
-        {
-            _started.TrySetResult(ulong.Parse(line["start ".Length..], CultureInfo.InvariantCulture));
-        }
-        else if (line.StartsWith("saved ", StringComparison.Ordinal))
-        {
-            Interlocked.Exchange(ref _lastSaved, long.Parse(line["saved ".Length..], CultureInfo.InvariantCulture));
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            if (!_process.HasExited)
-            {
-                await KillAsync();
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Never started.
-        }
-        _process.Dispose();
-    }
+    public ValueTask DisposeAsync() => _process.DisposeAsync();
 }
