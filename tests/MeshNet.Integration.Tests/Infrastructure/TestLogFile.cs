@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.Extensions.Logging;
 
@@ -9,18 +10,33 @@ namespace MeshNet.Integration.Tests.Infrastructure;
 /// the node's host name and a number that tells apart nodes of the same name. For chasing a
 /// failure that only shows under load: run the suite with it and read what both ends did.
 /// </summary>
-/// <remarks>Thread-safe: lines from all nodes are appended under one lock.</remarks>
+/// <remarks>
+/// Thread-safe: each file is opened once (appending) and kept open, with one writer that flushes
+/// every line and that the lines of all nodes go through under its lock; it is closed when the
+/// process exits.
+/// </remarks>
 internal sealed class TestLogFile : ILoggerFactory
 {
-    private static readonly Lock FileLock = new();
+    private static readonly ConcurrentDictionary<string, Lazy<Sink>> Sinks = new(StringComparer.Ordinal);
     private static int s_nodes;
     private readonly string _source;
-    private readonly string _path;
+    private readonly Sink _sink;
+
+    static TestLogFile() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        foreach (var sink in Sinks.Values)
+        {
+            if (sink.IsValueCreated)
+            {
+                sink.Value.Dispose();
+            }
+        }
+    };
 
     private TestLogFile(string hostname, string path)
     {
         _source = $"{hostname}#{Interlocked.Increment(ref s_nodes)}";
-        _path = path;
+        _sink = Sinks.GetOrAdd(Path.GetFullPath(path), static fullPath => new Lazy<Sink>(() => new Sink(fullPath))).Value;
     }
 
     /// <summary>A logger factory for a node named <paramref name="hostname"/>, or null when the variable is not set.</summary>
@@ -47,9 +63,33 @@ internal sealed class TestLogFile : ILoggerFactory
             line.Append(" (").Append(exception.GetType().Name).Append(": ").Append(exception.Message).Append(')');
         }
         line.Append('\n');
-        lock (FileLock)
+        _sink.Write(line.ToString());
+    }
+
+    /// <summary>One open log file: appended to under a lock, each line flushed; closed at process exit (later lines are dropped).</summary>
+    private sealed class Sink(string path) : IDisposable
+    {
+        private readonly Lock _lock = new();
+        private StreamWriter? _writer = new(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
         {
-            File.AppendAllText(_path, line.ToString());
+            AutoFlush = true,
+        };
+
+        public void Write(string line)
+        {
+            lock (_lock)
+            {
+                _writer?.Write(line);
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_lock)
+            {
+                _writer?.Dispose();
+                _writer = null;
+            }
         }
     }
 
