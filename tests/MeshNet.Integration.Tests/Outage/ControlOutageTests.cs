@@ -117,11 +117,13 @@ public sealed class ControlOutageTests
         await a.DisposeAsync();
         var restarted = await tailnet.StartNodeAsync(tailnet.Options("a", null, storesA.State, storesA.Netmap));
         restarted.GetStatus().NetmapSource.Should().Be(MeshNetmapSource.Cached);
+        await WaitUntilAsync(() => restarted.GetStatus().LastControlError is not null, "the background registration to find the service down");
 
         await tailnet.RestartControlAsync();
         await WaitUntilAsync(() => restarted.GetStatus() is { ControlConnected: true, NetmapSource: MeshNetmapSource.Live }
             && b.GetStatus() is { ControlConnected: true, NetmapSource: MeshNetmapSource.Live }, "both nodes to reconnect and run on a live netmap");
         restarted.GetStatus().HealthWarnings.Should().BeEmpty();
+        restarted.GetStatus().LastControlError.Should().BeNull("the failures while the service was down are over");
         restarted.GetStatus().Peers.Should().ContainSingle(peer => peer.Name == "b").Which.Configured.Should().BeTrue();
 
         var clock = Stopwatch.StartNew();
