@@ -166,7 +166,7 @@ internal static partial class MeshLog
     public static partial void NetmapCacheSaved(ILogger logger, ulong sequence, int peers);
 
     [LoggerMessage(EventId = 4161, Level = LogLevel.Warning, Message = "The netmap cache could not be written ({Reason}); retrying at the next change ({Suppressed} more failures not logged since the last message)")]
-    public static partial void NetmapCacheSaveFailed(ILogger logger, string reason, int suppressed);
+    public static partial void NetmapCacheSaveFailed(ILogger logger, string reason, long suppressed);
 
     [LoggerMessage(EventId = 4162, Level = LogLevel.Information, Message = "The netmap cache was deleted ({Reason})")]
     public static partial void NetmapCacheDeleted(ILogger logger, string reason);

@@ -29,21 +29,17 @@ namespace MeshNet.Filter;
 internal sealed class PacketFilter : IInboundPacketFilter, IDisposable
 {
     private readonly ConnectionTracker _tracker;
-    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ReasonCounters<MeshPolicyDenialReason> _denials = new();
-    private readonly long _logInterval;
+    private readonly LogRateLimit _denialLog; // one debug line per second at most
     private readonly Lock _updateLock = new();
     private volatile Policy _policy = new(CompiledFilter.Empty, false, 0, null);
-    private long _nextLog;
-    private long _suppressed;
 
     public PacketFilter(TimeProvider time, ILogger logger, ConnectionTrackingOptions? tracking = null)
     {
-        _time = time;
         _logger = logger;
         _tracker = new ConnectionTracker(time, tracking ?? new ConnectionTrackingOptions());
-        _logInterval = time.TimestampFrequency; // one debug line per second at most
+        _denialLog = new LogRateLimit(time, TimeSpan.FromSeconds(1));
     }
 
     /// <summary>True while the policy is enforced.</summary>
@@ -159,18 +155,9 @@ internal sealed class PacketFilter : IInboundPacketFilter, IDisposable
     private FilterVerdict Deny(MeshPolicyDenialReason reason, FilterVerdict verdict, in DatagramHeaders datagram)
     {
         _denials.Increment(reason);
-        if (_logger.IsEnabled(LogLevel.Debug))
+        if (_logger.IsEnabled(LogLevel.Debug) && _denialLog.TryEnter(out long suppressed))
         {
-            long now = _time.GetTimestamp();
-            long next = Volatile.Read(ref _nextLog);
-            if (now >= next && Interlocked.CompareExchange(ref _nextLog, now + _logInterval, next) == next)
-            {
-                MeshLog.PacketDenied(_logger, reason, datagram.Flow.ToString(), Interlocked.Exchange(ref _suppressed, 0));
-            }
-            else
-            {
-                Interlocked.Increment(ref _suppressed);
-            }
+            MeshLog.PacketDenied(_logger, reason, datagram.Flow.ToString(), suppressed);
         }
         return verdict;
     }

@@ -19,7 +19,6 @@ namespace MeshNet.State;
 /// </remarks>
 internal sealed class NetmapCacheWriter : IAsyncDisposable
 {
-    private static readonly TimeSpan FailureLogInterval = TimeSpan.FromMinutes(1);
 
     private readonly IMeshNetmapStore _store;
     private readonly Func<MeshNodeIdentity> _identity;
@@ -38,10 +37,9 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
     private bool _disposed;
     private long _nextSaveAllowed;
     private Task _worker = Task.CompletedTask;
-    private long _lastFailureLogged = long.MinValue;
-    private int _failuresNotLogged;
 
     private volatile string? _lastError;
+    private readonly LogRateLimit _failureLog; // a warning a minute at most
 
     /// <param name="store">Where the netmap goes.</param>
     /// <param name="identity">The node's current identity (its key protects the saved bytes; a key rotation replaces it).</param>
@@ -56,6 +54,7 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
         _time = time;
         _logger = logger;
         _nextSaveAllowed = time.GetTimestamp();
+        _failureLog = new LogRateLimit(time, TimeSpan.FromMinutes(1));
         _timer = time.CreateTimer(static state => ((NetmapCacheWriter)state!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
@@ -246,20 +245,10 @@ internal sealed class NetmapCacheWriter : IAsyncDisposable
 
     private void LogFailure(string reason)
     {
-        long now = _time.GetTimestamp();
-        int suppressed;
-        lock (_lock)
+        if (_failureLog.TryEnter(out long suppressed))
         {
-            if (_lastFailureLogged != long.MinValue && _time.GetElapsedTime(_lastFailureLogged, now) < FailureLogInterval)
-            {
-                _failuresNotLogged++;
-                return;
-            }
-            _lastFailureLogged = now;
-            suppressed = _failuresNotLogged;
-            _failuresNotLogged = 0;
+            MeshLog.NetmapCacheSaveFailed(_logger, reason, suppressed);
         }
-        MeshLog.NetmapCacheSaveFailed(_logger, reason, suppressed);
     }
 
     /// <summary>A netmap waiting to be saved, as applied.</summary>
