@@ -5,7 +5,7 @@ namespace MeshNet.Coordination;
 /// increasing values (except <see cref="MapStreamsActive"/>); thread-safe. Resolve it from the
 /// service provider.
 /// </summary>
-public sealed class CoordinationCounters
+public sealed partial class CoordinationCounters
 {
     private long _registrations;
     private long _registrationsRefused;
@@ -81,7 +81,8 @@ public sealed class CoordinationCounters
         $"registrations={Registrations} refused={RegistrationsRefused} rotations={KeyRotations} streams={MapStreamsActive}/{MapStreamsOpened} " +
         $"fullMaps={FullMapsSent} resumed={StreamsResumed} messages={MapMessagesQueued} keepAlives={KeepAlivesQueued} " +
         $"slowDropped={SlowStreamsDropped} callsRefused={CallsRefused} replays={ReplaysRefused} " +
-        $"ephemeralRemoved={EphemeralNodesRemoved} keysExpired={NodeKeysExpired} maintenance={MaintenancePasses} policies={PoliciesSaved} policyDeltas={PolicyDeltasSent}";
+        $"ephemeralRemoved={EphemeralNodesRemoved} keysExpired={NodeKeysExpired} maintenance={MaintenancePasses} policies={PoliciesSaved} policyDeltas={PolicyDeltasSent} " +
+        ShardingSummary();
 
     internal void Registered() => Interlocked.Increment(ref _registrations);
 

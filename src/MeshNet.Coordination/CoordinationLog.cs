@@ -87,4 +87,35 @@ internal static partial class CoordinationLog
 
     [LoggerMessage(EventId = 5145, Level = LogLevel.Information, Message = "Policy of tailnet {Tailnet} refused: {Problem}")]
     public static partial void PolicyRefused(ILogger logger, string tailnet, string problem);
+
+    // 5180-5239: leases and ownership.
+    [LoggerMessage(EventId = 5180, Level = LogLevel.Information, Message = "Coordination server {ServerId} registered at {Url} (instance {Instance})")]
+    public static partial void ServerRegistered(ILogger logger, string serverId, string url, string instance);
+
+    [LoggerMessage(EventId = 5181, Level = LogLevel.Warning, Message = "Lease renewal failed: {Problem}")]
+    public static partial void LeaseRenewalFailed(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 5182, Level = LogLevel.Information, Message = "Lease of tailnet {Tailnet} claimed (epoch {Epoch}, previous owner {PreviousOwner})")]
+    public static partial void LeaseClaimed(ILogger logger, string tailnet, ulong epoch, string previousOwner);
+
+    [LoggerMessage(EventId = 5183, Level = LogLevel.Warning, Message = "Lease of tailnet {Tailnet} (epoch {Epoch}) lost: {Reason}; no longer serving it")]
+    public static partial void LeaseLost(ILogger logger, string tailnet, ulong epoch, string reason);
+
+    [LoggerMessage(EventId = 5184, Level = LogLevel.Error, Message = "Tailnet {Tailnet} quarantined: two owners stopped while taking it on; an administrator must release it")]
+    public static partial void TailnetQuarantined(ILogger logger, string tailnet);
+
+    [LoggerMessage(EventId = 5185, Level = LogLevel.Warning, Message = "Giving up the lease of {Tailnet} failed: {Problem}")]
+    public static partial void LeaseReleaseFailed(ILogger logger, string tailnet, string problem);
+
+    [LoggerMessage(EventId = 5186, Level = LogLevel.Error, Message = "Another process took over server id {ServerId}: this one stops serving")]
+    public static partial void ServerReplaced(ILogger logger, string serverId);
+
+    [LoggerMessage(EventId = 5187, Level = LogLevel.Warning, Message = "A lease round failed: {Problem}")]
+    public static partial void LeaseRoundFailed(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 5188, Level = LogLevel.Warning, Message = "A write of tailnet {Tailnet} was refused by its fence (epoch {Epoch} superseded or expired); not published")]
+    public static partial void WriteFenced(ILogger logger, string tailnet, ulong epoch);
+
+    [LoggerMessage(EventId = 5189, Level = LogLevel.Warning, Message = "A write of tailnet {Tailnet} has an unknown outcome ({Problem}); reloading its bus")]
+    public static partial void WriteOutcomeUnknown(ILogger logger, string tailnet, string problem);
 }

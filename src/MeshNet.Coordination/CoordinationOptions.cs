@@ -83,6 +83,67 @@ public sealed class CoordinationOptions
     public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// This server's id in a deployment of several servers sharing one database (letters, digits,
+    /// '-', '_' and '.', at most 64). Required when the store is not SQLite; a SQLite server is
+    /// alone and defaults to <c>embedded</c>. Two processes must never run with the same id at
+    /// once: the newer takes the older's tailnets.
+    /// </summary>
+    public string? ServerId { get; set; }
+
+    /// <summary>
+    /// The URL nodes and the other servers reach this server at: redirects name it. Default: the
+    /// first address the host listens on (https preferred), which only suits a single server or a
+    /// test on one machine.
+    /// </summary>
+    public string? AdvertisedUrl { get; set; }
+
+    /// <summary>
+    /// How long a tailnet's lease lasts without renewal, by the database's clock (default 5 seconds):
+    /// the longest a dead server's tailnets go unserved before a standby takes them over.
+    /// </summary>
+    public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often a server renews every lease it holds, in one statement (default 1 second).</summary>
+    public TimeSpan LeaseRenewInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long before its lease could expire a server stops serving a tailnet it could not renew
+    /// (default 0.5 seconds): covers the difference between the server's monotonic clock and the
+    /// database's.
+    /// </summary>
+    public TimeSpan LeaseSafetyMargin { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How often a server looks for expired leases to take over (default 250 ms).</summary>
+    public TimeSpan LeaseClaimInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>At most this many leases per claim round (default 16), so standbys share a failed server's tailnets.</summary>
+    public int LeaseClaimLimit { get; set; } = 16;
+
+    /// <summary>
+    /// A tailnet whose owners died twice within this window while taking it on is quarantined
+    /// (default 10 minutes; zero disables quarantine).
+    /// </summary>
+    public TimeSpan QuarantineWindow { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// How long after a tailnet is loaded (a takeover, a move, a restart) a node marked online may
+    /// stay without a stream before it is written offline (default 30 seconds).
+    /// </summary>
+    public TimeSpan ReconnectGrace { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long change-log entries are kept (default 1 hour; the newest 1,000 of each tailnet are
+    /// always kept): a node that was away longer resumes with a full netmap.
+    /// </summary>
+    public TimeSpan ChangeLogRetention { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Makes the HTTP handler this server uses to call the other servers (forwarded admin writes,
+    /// handovers), e.g. to trust a private certificate. Default: a plain <see cref="SocketsHttpHandler"/>.
+    /// </summary>
+    public Func<HttpMessageHandler>? PeerHandlerFactory { get; set; }
+
+    /// <summary>
     /// The clock of every timestamp, expiry and timer. Null (the default) takes the
     /// <see cref="System.TimeProvider"/> registered in the service collection, or the system clock.
     /// </summary>
@@ -125,7 +186,28 @@ public sealed class CoordinationOptions
         RequireRange(NonceCacheCapacity, 1, 100_000_000, nameof(NonceCacheCapacity));
         RequireRange(ProofKeyCacheCapacity, 1, 10_000_000, nameof(ProofKeyCacheCapacity));
         RequireRange(MaintenanceInterval, TimeSpan.FromMilliseconds(10), TimeSpan.FromHours(1), nameof(MaintenanceInterval));
+        if (ServerId is not null && !IsServerId(ServerId))
+        {
+            throw new ArgumentException($"CoordinationOptions.ServerId must be 1-64 letters, digits, '-', '_' or '.', not '{ServerId}'.", nameof(ServerId));
+        }
+        if (AdvertisedUrl is not null && (!Uri.TryCreate(AdvertisedUrl, UriKind.Absolute, out var advertised) ||
+            advertised.Scheme is not ("http" or "https")))
+        {
+            throw new ArgumentException($"CoordinationOptions.AdvertisedUrl must be an absolute http:// or https:// URL, not '{AdvertisedUrl}'.", nameof(AdvertisedUrl));
+        }
+        RequireRange(LeaseTtl, TimeSpan.FromMilliseconds(200), TimeSpan.FromMinutes(10), nameof(LeaseTtl));
+        RequireRange(LeaseSafetyMargin, TimeSpan.FromMilliseconds(10), LeaseTtl / 2, nameof(LeaseSafetyMargin));
+        // Two renewals fit in what the margin leaves, so that one lost renewal never lapses a lease.
+        RequireRange(LeaseRenewInterval, TimeSpan.FromMilliseconds(20), (LeaseTtl - LeaseSafetyMargin) / 2, nameof(LeaseRenewInterval));
+        RequireRange(LeaseClaimInterval, TimeSpan.FromMilliseconds(10), LeaseTtl, nameof(LeaseClaimInterval));
+        RequireRange(LeaseClaimLimit, 1, 10_000, nameof(LeaseClaimLimit));
+        RequireRange(QuarantineWindow, TimeSpan.Zero, TimeSpan.FromDays(1), nameof(QuarantineWindow));
+        RequireRange(ReconnectGrace, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), nameof(ReconnectGrace));
+        RequireRange(ChangeLogRetention, TimeSpan.FromMinutes(1), TimeSpan.FromDays(365), nameof(ChangeLogRetention));
     }
+
+    private static bool IsServerId(string id) =>
+        id.Length is > 0 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 
     private static void RequirePositive(TimeSpan value, string name)
     {

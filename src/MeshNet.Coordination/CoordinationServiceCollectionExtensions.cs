@@ -3,6 +3,7 @@ using MeshNet.Coordination.Bus;
 using MeshNet.Coordination.Hosting;
 using MeshNet.Coordination.Registry;
 using MeshNet.Coordination.Services;
+using MeshNet.Coordination.Sharding;
 using MeshNet.Coordination.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -43,17 +44,31 @@ public static class CoordinationServiceCollectionExtensions
         services.AddLogging();
         if (!services.Any(descriptor => descriptor.ServiceType == typeof(ICoordinationStore)))
         {
-            services.AddSingleton<ICoordinationStore>(_ => options.DatabasePath is { Length: > 0 } path
-                ? new SqliteCoordinationStore(path)
-                : SqliteCoordinationStore.FromConnectionString(options.ConnectionString!));
+            services.AddSingleton<ICoordinationStore>(provider => options.DatabasePath is { Length: > 0 } path
+                ? new SqliteCoordinationStore(path, ClockOf(provider, options))
+                : SqliteCoordinationStore.FromConnectionString(options.ConnectionString!, ClockOf(provider, options)));
         }
+        services.TryAddSingleton(provider => provider.GetRequiredService<ICoordinationStore>() as ICoordinationLeaseStore
+            ?? throw new InvalidOperationException("The registered ICoordinationStore does not implement ICoordinationLeaseStore; register one that does."));
         services.AddSingleton<CoordinationCounters>();
         services.AddSingleton(provider => new BusSettings(options.MapReplayBufferSize, options.MapSendQueueSize, options.MapSessionRetention,
             new KeepAliveJitter(options.KeepAliveInterval, options.JitterRandom)));
-        services.AddSingleton(provider => new TailnetHub(provider.GetRequiredService<ICoordinationStore>(), provider.GetRequiredService<BusSettings>(),
-            ClockOf(provider, options), provider.GetRequiredService<CoordinationCounters>()));
+        services.AddSingleton(provider => new LeaseKeeper(provider.GetRequiredService<ICoordinationLeaseStore>(),
+            new ServerIdentity(ServerIdOf(provider, options), options.AdvertisedUrl ?? "", ServerIdentity.NewInstance()),
+            new LeaseSettings(options.LeaseTtl, options.LeaseRenewInterval, options.LeaseSafetyMargin, options.LeaseClaimInterval, options.LeaseClaimLimit,
+                options.QuarantineWindow),
+            ClockOf(provider, options), provider.GetRequiredService<CoordinationCounters>(), provider.GetRequiredService<ILogger<LeaseKeeper>>()));
+        services.AddSingleton(provider =>
+        {
+            var hub = new TailnetHub(provider.GetRequiredService<ICoordinationStore>(), provider.GetRequiredService<LeaseKeeper>(),
+                provider.GetRequiredService<BusSettings>(), ClockOf(provider, options), provider.GetRequiredService<CoordinationCounters>(),
+                provider.GetRequiredService<ILogger<TailnetHub>>());
+            provider.GetRequiredService<LeaseKeeper>().SetListener(hub);
+            return hub;
+        });
         services.AddSingleton(provider => new CoordinationRuntime(provider.GetRequiredService<ICoordinationStore>(), ClockOf(provider, options),
             provider.GetRequiredService<ILogger<CoordinationRuntime>>()));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<ServerDirectory>(provider));
         services.AddSingleton(_ => new AddressAllocator());
         services.AddSingleton(provider => new NonceCache(options.NonceCacheCapacity));
         services.AddSingleton(provider => new ProofKeyCache(options.ProofKeyCacheCapacity));
@@ -62,23 +77,33 @@ public static class CoordinationServiceCollectionExtensions
         services.AddSingleton(provider => ActivatorUtilities.CreateInstance<AdminOperations>(provider, ClockOf(provider, options)));
         services.AddSingleton(provider => ActivatorUtilities.CreateInstance<NodeProofInterceptor>(provider, ClockOf(provider, options)));
         services.AddSingleton<AdminTokenInterceptor>();
+        services.AddSingleton<DomainFailureInterceptor>();
+        services.AddSingleton(provider => new AdminForwarder(options, ClockOf(provider, options)));
         services.AddHostedService(provider => ActivatorUtilities.CreateInstance<CoordinationHostedService>(provider, ClockOf(provider, options)));
 
         services.AddGrpc()
             .AddServiceOptions<ControlService>(grpc =>
             {
                 grpc.MaxReceiveMessageSize = options.MaxRequestSize;
+                grpc.Interceptors.Add<DomainFailureInterceptor>();
                 grpc.Interceptors.Add<NodeProofInterceptor>();
             })
             .AddServiceOptions<AdminService>(grpc =>
             {
                 grpc.MaxReceiveMessageSize = options.MaxRequestSize;
+                grpc.Interceptors.Add<DomainFailureInterceptor>();
                 grpc.Interceptors.Add<AdminTokenInterceptor>();
             });
         services.AddSingleton(provider => ActivatorUtilities.CreateInstance<ControlService>(provider, ClockOf(provider, options)));
-        services.AddSingleton<AdminService>();
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<AdminService>(provider));
         return services;
     }
+
+    /// <summary>The configured server id; a SQLite server (alone by construction) defaults to <c>embedded</c>.</summary>
+    private static string ServerIdOf(IServiceProvider provider, CoordinationOptions options) =>
+        options.ServerId ?? (provider.GetRequiredService<ICoordinationStore>() is SqliteCoordinationStore
+            ? "embedded"
+            : throw new InvalidOperationException("CoordinationOptions.ServerId is required when several servers share the store (it is not SQLite)."));
 
     /// <summary>The options' clock, else the one registered in the container.</summary>
     private static TimeProvider ClockOf(IServiceProvider provider, CoordinationOptions options) =>

@@ -60,4 +60,43 @@ public static class ControlErrors
 
     /// <summary>The trailer with the 1-based column of a policy error.</summary>
     public const string PolicyColumnTrailer = "meshnet-policy-column";
+
+    /// <summary>
+    /// This server does not serve the node's tailnet: another one does, named by
+    /// <see cref="RedirectTrailer"/> (Unavailable). Follow it at once.
+    /// </summary>
+    public const string NotOwner = "not-owner";
+
+    /// <summary>
+    /// No server serves the tailnet right now (its owner failed and a standby is taking it over,
+    /// or it is moving): retry after <see cref="RetryAfterTrailer"/> (Unavailable).
+    /// </summary>
+    public const string NoOwner = "no-owner";
+
+    /// <summary>The tailnet is quarantined after crashing servers: nobody serves it until an administrator releases it.</summary>
+    public const string Quarantined = "tailnet-quarantined";
+
+    /// <summary>The tailnet exceeded one of its limits (changes per second, streams): retry after <see cref="RetryAfterTrailer"/>.</summary>
+    public const string RateLimited = "rate-limited";
+
+    /// <summary>The trailer with the URL of the server that serves the tailnet.</summary>
+    public const string RedirectTrailer = "meshnet-redirect";
+
+    /// <summary>The trailer with the epoch of the owner's lease (decimal).</summary>
+    public const string EpochTrailer = "meshnet-epoch";
+
+    /// <summary>The trailer with how long to wait before retrying, in milliseconds (decimal).</summary>
+    public const string RetryAfterTrailer = "meshnet-retry-after-ms";
+
+    /// <summary>
+    /// The request header naming the caller's tailnet (nodes send it once registered), so that a
+    /// load balancer can route by tailnet. Servers do not trust it: they look the node up.
+    /// </summary>
+    public const string TailnetHeader = "meshnet-tailnet";
+
+    /// <summary>
+    /// The request header with an idempotency key (at most 128 characters): a write retried with the
+    /// same key (after a lost answer, a redirect, a handover) is applied once.
+    /// </summary>
+    public const string IdempotencyKeyHeader = "meshnet-idempotency-key";
 }

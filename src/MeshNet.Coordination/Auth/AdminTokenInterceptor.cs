@@ -42,7 +42,7 @@ internal sealed class AdminTokenInterceptor : Interceptor
     {
         if (!TransportRule.IsPermitted(context.GetHttpContext()))
         {
-            throw Refuse(context, "plain HTTP/2 from a non-loopback address", Failures.TlsRequired());
+            throw Refuse(context, "plain HTTP/2 from a non-loopback address", AuthFailures.TlsRequired());
         }
         var header = context.RequestHeaders.GetValue("authorization");
         if (header is null || !header.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))

@@ -64,7 +64,7 @@ internal sealed class NodeProofInterceptor : Interceptor
     {
         if (!TransportRule.IsPermitted(context.GetHttpContext()))
         {
-            throw Refuse(context, "plain HTTP/2 from a non-loopback address", Failures.TlsRequired());
+            throw Refuse(context, "plain HTTP/2 from a non-loopback address", AuthFailures.TlsRequired());
         }
         if (context.Method == GetServerInfoMethod)
         {
@@ -85,11 +85,11 @@ internal sealed class NodeProofInterceptor : Interceptor
         };
         if (requestKey is null)
         {
-            throw Refuse(context, "unknown method", Failures.Unauthenticated(ControlErrors.BadProof, "this method does not accept node calls"));
+            throw Refuse(context, "unknown method", AuthFailures.Unauthenticated(ControlErrors.BadProof, "this method does not accept node calls"));
         }
         if (requestKey.Length != RequestValidator.KeySize)
         {
-            throw Refuse(context, "node_key size", Failures.Invalid($"node_key must be {RequestValidator.KeySize} bytes, not {requestKey.Length}"));
+            throw Refuse(context, "node_key size", AuthFailures.Invalid($"node_key must be {RequestValidator.KeySize} bytes, not {requestKey.Length}"));
         }
 
         var headers = context.RequestHeaders;
@@ -122,7 +122,7 @@ internal sealed class NodeProofInterceptor : Interceptor
             long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
             if (Math.Abs(now - timestamp) > _skewMs)
             {
-                throw Refuse(context, "stale timestamp", Failures.Unauthenticated(ControlErrors.StaleTimestamp,
+                throw Refuse(context, "stale timestamp", AuthFailures.Unauthenticated(ControlErrors.StaleTimestamp,
                     $"the call's timestamp is {Math.Abs(now - timestamp) / 1000} s from the server clock; at most {_skewMs / 1000} s is accepted"));
             }
             if (!DecodeExact(nonceText, nonce))
@@ -149,7 +149,7 @@ internal sealed class NodeProofInterceptor : Interceptor
             {
                 case NonceCheck.Replayed:
                     _counters.ReplayRefused();
-                    throw Refuse(context, "replayed nonce", Failures.Unauthenticated(ControlErrors.Replayed, "the call's nonce was seen before: a replay"));
+                    throw Refuse(context, "replayed nonce", AuthFailures.Unauthenticated(ControlErrors.Replayed, "the call's nonce was seen before: a replay"));
                 case NonceCheck.Full:
                     CoordinationLog.NonceCacheFull(_logger, _nonceCapacity);
                     throw Refuse(context, "nonce cache full", new RpcException(new Status(StatusCode.ResourceExhausted, "too many calls; retry later")));
@@ -174,7 +174,7 @@ internal sealed class NodeProofInterceptor : Interceptor
     }
 
     private RpcException BadProof(ServerCallContext context, string logReason, string message) =>
-        Refuse(context, logReason, Failures.Unauthenticated(ControlErrors.BadProof, message));
+        Refuse(context, logReason, AuthFailures.Unauthenticated(ControlErrors.BadProof, message));
 
     private RpcException Refuse(ServerCallContext context, string logReason, RpcException exception)
     {

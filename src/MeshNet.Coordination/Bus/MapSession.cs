@@ -35,4 +35,7 @@ internal sealed class MapSession
 
     /// <summary>When the last stream ended (meaningful while <see cref="Live"/> is null).</summary>
     public DateTimeOffset DetachedAt { get; set; }
+
+    /// <summary>The same moment on the monotonic clock.</summary>
+    public long DetachedTimestamp { get; set; }
 }

@@ -1,5 +1,4 @@
 using System.Threading.Channels;
-using Grpc.Core;
 using MeshNet.Control.V1;
 
 namespace MeshNet.Coordination.Bus;
@@ -14,7 +13,7 @@ internal sealed class MapStream
 {
     private readonly Channel<MapResponse> _channel;
     private readonly CancellationTokenSource _terminated = new();
-    private RpcException? _failure;
+    private CoordinationException? _failure;
 
     public MapStream(MapSession session, int capacity)
     {
@@ -38,7 +37,7 @@ internal sealed class MapStream
     public CancellationToken Terminated => _terminated.Token;
 
     /// <summary>Why the bus ended the stream, or null.</summary>
-    public RpcException? Failure => Volatile.Read(ref _failure);
+    public CoordinationException? Failure => Volatile.Read(ref _failure);
 
     /// <summary>The keep-alive timer; guarded by the bus lock.</summary>
     public ITimer? KeepAliveTimer { get; set; }
@@ -48,7 +47,7 @@ internal sealed class MapStream
     public bool TryWrite(MapResponse message) => _channel.Writer.TryWrite(message);
 
     /// <summary>Ends the stream with <paramref name="failure"/>. Idempotent (the first reason wins).</summary>
-    public void Terminate(RpcException failure)
+    public void Terminate(CoordinationException failure)
     {
         if (Interlocked.CompareExchange(ref _failure, failure, null) is not null)
         {

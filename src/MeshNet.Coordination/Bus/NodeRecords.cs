@@ -9,10 +9,10 @@ namespace MeshNet.Coordination.Bus;
 internal static class NodeRecords
 {
     /// <summary>
-    /// The node as peers and admins see it. Addresses are plain ("100.64.1.2",
-    /// "fd7a:115c:a1e0::6440:102"), IPv4 first.
+    /// The node as peers and admins see it, live state included. Addresses are plain
+    /// ("100.64.1.2", "fd7a:115c:a1e0::6440:102"), IPv4 first.
     /// </summary>
-    public static Node ToProto(StoredNode node, bool online = false, IEnumerable<string>? endpoints = null)
+    public static Node ToProto(StoredNode node)
     {
         var record = new Node
         {
@@ -20,7 +20,8 @@ internal static class NodeRecords
             NodeKey = ByteString.CopyFrom(node.NodeKey),
             Name = node.Name,
             Hostname = node.Hostname,
-            Online = online,
+            Online = node.Online,
+            Instance = node.Instance,
             Ephemeral = node.Ephemeral,
             KeyExpiry = Timestamp.FromDateTimeOffset(node.KeyExpiry),
             Created = Timestamp.FromDateTimeOffset(node.Created),
@@ -33,10 +34,7 @@ internal static class NodeRecords
         {
             record.LastSeen = Timestamp.FromDateTimeOffset(lastSeen);
         }
-        if (endpoints is not null)
-        {
-            record.Endpoints.Add(endpoints);
-        }
+        record.Endpoints.Add(node.Endpoints);
         return record;
     }
 }

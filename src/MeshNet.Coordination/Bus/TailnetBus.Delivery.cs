@@ -1,5 +1,5 @@
-using Grpc.Core;
 using MeshNet.Control.V1;
+using MeshNet.Coordination.Validation;
 
 namespace MeshNet.Coordination.Bus;
 
@@ -19,6 +19,7 @@ internal sealed partial class TailnetBus
             PolicyVersion = _access.Version,
             NetmapCacheForbidden = _access.NetmapCacheForbidden(selfId),
         };
+        full.ControlUrls.Add(_controlUrls);
         if (!_access.Enforced)
         {
             foreach (var (id, node) in _nodes)
@@ -88,7 +89,7 @@ internal sealed partial class TailnetBus
     /// </summary>
     private void Deliver(MapSession session, MapDelta delta)
     {
-        var message = new MapResponse { Sequence = ++session.LastSequence, Delta = delta };
+        var message = Stamp(new MapResponse { Sequence = ++session.LastSequence, Delta = delta });
         ulong evicted = session.Ring.Add(message);
         if (evicted > session.ReplayFloor)
         {
@@ -108,16 +109,23 @@ internal sealed partial class TailnetBus
     }
 
     /// <summary>Queues what the session sent after <paramref name="lastSequence"/>; the first message carries the handle.</summary>
-    private static void Replay(MapStream stream, ulong lastSequence)
+    private void Replay(MapStream stream, ulong lastSequence)
     {
         var session = stream.Session;
         var missed = session.Ring.After(lastSequence);
         if (missed.Count == 0)
         {
-            stream.TryWrite(new MapResponse { Sequence = ++session.LastSequence, Session = session.Handle, KeepAlive = SharedKeepAlive });
+            stream.TryWrite(Stamp(new MapResponse { Sequence = ++session.LastSequence, Session = session.Handle, KeepAlive = SharedKeepAlive }));
             return;
         }
-        stream.TryWrite(new MapResponse { Sequence = missed[0].Sequence, Session = session.Handle, Delta = missed[0].Delta });
+        stream.TryWrite(new MapResponse
+        {
+            Sequence = missed[0].Sequence,
+            Session = session.Handle,
+            Delta = missed[0].Delta,
+            Epoch = missed[0].Epoch,
+            Revision = missed[0].Revision,
+        });
         for (int i = 1; i < missed.Count; i++)
         {
             stream.TryWrite(missed[i]);
@@ -133,7 +141,7 @@ internal sealed partial class TailnetBus
                 return;
             }
             var session = stream.Session;
-            if (stream.TryWrite(new MapResponse { Sequence = ++session.LastSequence, KeepAlive = SharedKeepAlive }))
+            if (stream.TryWrite(Stamp(new MapResponse { Sequence = ++session.LastSequence, KeepAlive = SharedKeepAlive })))
             {
                 _counters.KeepAliveQueued();
                 stream.KeepAliveTimer?.Change(_settings.KeepAlive.Next(), Timeout.InfiniteTimeSpan);
@@ -148,7 +156,6 @@ internal sealed partial class TailnetBus
     private void DropSlow(MapStream stream)
     {
         _counters.SlowStreamDropped();
-        stream.Terminate(new RpcException(new Status(StatusCode.Unavailable,
-            "the client did not keep up with its map stream; reconnect with the session and last sequence to resume")));
+        stream.Terminate(Failures.Unavailable("the client did not keep up with its map stream; reconnect with the session and last sequence to resume"));
     }
 }

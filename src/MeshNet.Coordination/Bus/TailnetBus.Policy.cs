@@ -16,7 +16,7 @@ internal sealed partial class TailnetBus
     /// (O(nodes × rules)); nodes with the same rule memberships share their visibility diff.
     /// </summary>
     /// <returns>How many nodes' peers, filter or enforcement changed (connected or not).</returns>
-    public int SetPolicy(PolicyDocument? policy, ulong version)
+    public int SetPolicy(PolicyDocument? policy, ulong version, ulong revision = 0)
     {
         lock (_gate)
         {
@@ -24,6 +24,8 @@ internal sealed partial class TailnetBus
             {
                 return 0;
             }
+            Advance(revision);
+            _policyRevision = Math.Max(_policyRevision, revision);
             var old = _access;
             var next = old.WithPolicy(policy, version);
             _access = next;

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
-using Grpc.Core;
 using MeshNet.Control.V1;
 using MeshNet.Coordination.Policy;
 using MeshNet.Coordination.Storage;
@@ -10,11 +9,12 @@ using MeshNet.Coordination.Validation;
 namespace MeshNet.Coordination.Bus;
 
 /// <summary>
-/// The message bus of one tailnet: the live view of its nodes (records with online state and
-/// endpoints) and the map sessions of its nodes. A change produces one small delta, shared by
-/// every affected session and wrapped per session with that session's next sequence number,
-/// so the work per change is O(sessions of this tailnet), never O(nodes²). Nodes of other
-/// tailnets are in other buses and never see this one.
+/// The message bus of one tailnet on the server that holds its lease: the view of its nodes
+/// (records with online state and endpoints, each stamped with the revision that last changed
+/// it), and the map sessions of its nodes. A change produces one small delta, shared by every
+/// affected session and wrapped per session with that session's next sequence number, so the
+/// work per change is O(sessions of this tailnet), never O(nodes²). Nodes of other tailnets are
+/// in other buses and never see this one.
 /// </summary>
 /// <remarks>
 /// <para>Locking: <c>_gate</c> guards the nodes, the sessions and every session's fields; it
@@ -23,40 +23,71 @@ namespace MeshNet.Coordination.Bus;
 /// order. Wire records (<see cref="Node"/>) may be shared by queued messages and are never
 /// mutated: a change replaces the record with a modified clone.</para>
 /// <para><see cref="WriteGate"/> orders the tailnet's durable changes: a writer holds it across
-/// its store write and the call that publishes the change here, so the bus applies changes in
-/// the store's order. The bus itself does no I/O.</para>
+/// its fenced store write and the call that publishes the change here (with the write's
+/// revision), so the bus applies changes in revision order. The bus itself does no I/O, and
+/// publishes only what was committed.</para>
+/// <para>Every message carries the bus's <see cref="Epoch"/> and the <see cref="Revision"/> it
+/// reflects; a node resuming on another server catches up from there.</para>
 /// </remarks>
 internal sealed partial class TailnetBus
 {
     private static readonly KeepAlive SharedKeepAlive = new();
-    private static readonly RpcException Retired = new(new Status(StatusCode.Unavailable, "the tailnet's bus was unloaded; retry"));
+    private static readonly CoordinationException Retired = Failures.Unavailable("the tailnet's bus was unloaded; retry");
 
     private readonly Lock _gate = new();
     private readonly SortedDictionary<ulong, BusNode> _nodes = [];
     private readonly Dictionary<ulong, MapSession> _sessions = [];
+    private readonly List<(ulong NodeId, ulong Revision)> _removals = [];
     private readonly BusSettings _settings;
     private readonly TimeProvider _time;
     private readonly CoordinationCounters _counters;
-    private RpcException? _closedFailure;
+    private CoordinationException? _closedFailure;
     private AccessGraph _access = new(null, 0);
+    private ulong _revision;
+    private ulong _logFloor;
+    private ulong _policyRevision;
+    private IReadOnlyList<string> _controlUrls = [];
 
-    public TailnetBus(string tailnet, string domain, BusSettings settings, TimeProvider time, CoordinationCounters counters)
+    public TailnetBus(string tailnet, string domain, ulong epoch, BusSettings settings, TimeProvider time, CoordinationCounters counters)
     {
         Tailnet = tailnet;
         Domain = domain;
+        Epoch = epoch;
         _settings = settings;
         _time = time;
         _counters = counters;
+        LoadedAt = time.GetTimestamp();
     }
 
     public string Tailnet { get; }
 
     public string Domain { get; }
 
+    /// <summary>The epoch of the lease this bus serves under (fences its writes, stamps its messages).</summary>
+    public ulong Epoch { get; }
+
+    /// <summary>When it was loaded (monotonic timestamp).</summary>
+    public long LoadedAt { get; }
+
+    /// <summary>The fence of this bus's writes.</summary>
+    public TailnetFence Fence => new(Tailnet, Epoch);
+
     /// <summary>Held by whoever writes this tailnet's durable state and then publishes it here.</summary>
     public SemaphoreSlim WriteGate { get; } = new(1, 1);
 
-    /// <summary>True once the tailnet was deleted or the service stopped.</summary>
+    /// <summary>The tailnet revision of the last change applied.</summary>
+    public ulong Revision
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _revision;
+            }
+        }
+    }
+
+    /// <summary>True once the tailnet was deleted, the lease lost, or the service stopped.</summary>
     public bool IsClosed
     {
         get
@@ -103,9 +134,29 @@ internal sealed partial class TailnetBus
     }
 
     /// <summary>
-    /// Fills the bus with the stored nodes (all offline, no endpoints) and the policy in force
-    /// (null: none). Called once, before use.
+    /// Fills the bus from a snapshot of the store: nodes with their live state and revisions, the
+    /// policy in force, removals after the log floor. Called once, before use.
     /// </summary>
+    public void Load(StoredTailnetState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        lock (_gate)
+        {
+            _access = new AccessGraph(TailnetHub.ParsePolicy(state.Policy), state.Policy?.Version ?? 0);
+            _policyRevision = state.Policy?.Revision ?? 0;
+            _revision = state.Revision;
+            _logFloor = state.LogFloor;
+            _removals.AddRange(state.Removals);
+            foreach (var node in state.Nodes)
+            {
+                var record = NodeRecords.ToProto(node);
+                _nodes[node.Id] = new BusNode(record, node.KeyExpiry, node.Revision, node.TagsRevision);
+                _access.Upsert(node.Id, Subject(record));
+            }
+        }
+    }
+
+    /// <summary>Fills the bus with stored nodes and a policy (tests: no revisions, no log).</summary>
     public void Load(IEnumerable<StoredNode> nodes, PolicyDocument? policy = null, ulong policyVersion = 0)
     {
         lock (_gate)
@@ -114,7 +165,7 @@ internal sealed partial class TailnetBus
             foreach (var node in nodes)
             {
                 var record = NodeRecords.ToProto(node);
-                _nodes[node.Id] = new BusNode(record, node.KeyExpiry);
+                _nodes[node.Id] = new BusNode(record, node.KeyExpiry, node.Revision, node.TagsRevision);
                 _access.Upsert(node.Id, Subject(record));
             }
         }
@@ -132,6 +183,27 @@ internal sealed partial class TailnetBus
         }
     }
 
+    /// <summary>The coordination servers nodes are told about (full maps, and a delta to every session when it changes).</summary>
+    public void SetControlUrls(IReadOnlyList<string> urls)
+    {
+        ArgumentNullException.ThrowIfNull(urls);
+        lock (_gate)
+        {
+            if (_closedFailure is not null || _controlUrls.SequenceEqual(urls, StringComparer.Ordinal))
+            {
+                return;
+            }
+            _controlUrls = urls;
+            var wrapper = new ControlUrls();
+            wrapper.Values.Add(urls);
+            var delta = new MapDelta { ControlUrls = wrapper };
+            foreach (var session in _sessions.Values)
+            {
+                Deliver(session, delta);
+            }
+        }
+    }
+
     /// <summary>The node's current wire record (online state and endpoints included), or null.</summary>
     public Node? GetRecord(ulong id)
     {
@@ -143,97 +215,198 @@ internal sealed partial class TailnetBus
 
     public bool IsOnline(ulong id) => GetRecord(id)?.Online == true;
 
+    /// <summary>True while the node has a connected stream on this bus.</summary>
+    public bool HasLiveStream(ulong id)
+    {
+        lock (_gate)
+        {
+            return _sessions.TryGetValue(id, out var session) && session.Live is { IsClosed: false };
+        }
+    }
+
     /// <summary>
-    /// Connects a map stream for a node: resumes its session when <paramref name="resumeHandle"/>
-    /// names it and every delta after <paramref name="lastSequence"/> is still buffered (only
-    /// those are queued, no full netmap), else queues a full netmap. A stream the node already
-    /// had is ended (replaced). Peers learn that the node is online and its endpoints.
+    /// Checks that the node may open a map stream (registered, current key, key not expired) and
+    /// returns the live state it will have once connected, or null when that is what the bus
+    /// already has (nothing to write).
     /// </summary>
-    /// <exception cref="RpcException">The node is gone, its key was replaced or expired, or the resume point is ahead of the session.</exception>
-    public MapStream Attach(ulong nodeId, ReadOnlySpan<byte> nodeKey, string resumeHandle, ulong lastSequence,
-        IReadOnlyList<string> endpoints, DateTimeOffset now, out bool resumed, string instance = "")
+    /// <exception cref="CoordinationException">The node is gone, its key was replaced or expired, or the bus is closed.</exception>
+    public NodeLiveState? LiveStateOnAttach(ulong nodeId, ReadOnlySpan<byte> nodeKey, IReadOnlyList<string> endpoints, string instance, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            var node = RequireAttachable(nodeId, nodeKey, now);
+            var record = node.Record;
+            string newInstance = instance.Length > 0 ? instance : record.Instance;
+            if (record.Online && record.Endpoints.SequenceEqual(endpoints) && record.Instance == newInstance)
+            {
+                return null;
+            }
+            return new NodeLiveState(nodeId, true, endpoints, newInstance, null);
+        }
+    }
+
+    /// <summary>The live state after an endpoint report, or null when nothing changes.</summary>
+    public NodeLiveState? LiveStateOnEndpoints(ulong nodeId, IReadOnlyList<string> endpoints)
+    {
+        lock (_gate)
+        {
+            if (_closedFailure is not null || !_nodes.TryGetValue(nodeId, out var node) || node.Record.Endpoints.SequenceEqual(endpoints))
+            {
+                return null;
+            }
+            return new NodeLiveState(nodeId, node.Record.Online, endpoints, node.Record.Instance, null);
+        }
+    }
+
+    /// <summary>
+    /// The live state of a node whose stream ended and that has no other stream: offline, last
+    /// seen <paramref name="now"/>. Null when it has a live stream, is offline already, or is gone.
+    /// </summary>
+    public NodeLiveState? LiveStateOffline(ulong nodeId, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            if (_closedFailure is not null || !_nodes.TryGetValue(nodeId, out var node) || !node.Record.Online ||
+                (_sessions.TryGetValue(nodeId, out var session) && session.Live is { IsClosed: false }))
+            {
+                return null;
+            }
+            return new NodeLiveState(nodeId, false, [.. node.Record.Endpoints], node.Record.Instance, now);
+        }
+    }
+
+    /// <summary>Nodes marked online that have had no stream here for <paramref name="grace"/> since the bus loaded (their owner changed, and they did not come back).</summary>
+    public IReadOnlyList<ulong> OnlineWithoutStream(TimeSpan grace)
+    {
+        if (_time.GetElapsedTime(LoadedAt) < grace)
+        {
+            return [];
+        }
+        lock (_gate)
+        {
+            return [.. _nodes.Where(pair => pair.Value.Record.Online &&
+                !(_sessions.TryGetValue(pair.Key, out var session) && (session.Live is { IsClosed: false } || _time.GetElapsedTime(session.DetachedTimestamp) < grace)))
+                .Select(pair => pair.Key)];
+        }
+    }
+
+    /// <summary>
+    /// Committed live state (revision <paramref name="revision"/>): each node's record changes and
+    /// the peers that see it get one patch (online, endpoints, run id, last seen).
+    /// </summary>
+    public void ApplyLive(IReadOnlyList<NodeLiveState> states, ulong revision)
     {
         lock (_gate)
         {
             if (_closedFailure is not null)
             {
-                throw _closedFailure;
+                return;
             }
-            if (!_nodes.TryGetValue(nodeId, out var node))
+            Advance(revision);
+            foreach (var state in states)
             {
-                throw Failures.NotRegistered("the node is not registered (it was removed); register again");
+                if (!_nodes.TryGetValue(state.NodeId, out var node))
+                {
+                    continue;
+                }
+                var record = node.Record.Clone();
+                var patch = new PeerPatch { Id = state.NodeId };
+                if (record.Online != state.Online)
+                {
+                    record.Online = state.Online;
+                    patch.Online = state.Online;
+                }
+                if (!record.Endpoints.SequenceEqual(state.Endpoints))
+                {
+                    record.Endpoints.Clear();
+                    record.Endpoints.Add(state.Endpoints);
+                    patch.Endpoints = ToEndpoints(state.Endpoints);
+                }
+                if (record.Instance != state.Instance)
+                {
+                    record.Instance = state.Instance; // a restart: peers hand it a new WireGuard session
+                    patch.Instance = state.Instance;
+                }
+                if (state.LastSeen is { } lastSeen)
+                {
+                    record.LastSeen = Timestamp.FromDateTimeOffset(lastSeen);
+                    patch.LastSeen = record.LastSeen;
+                }
+                node.Record = record;
+                node.Revision = revision;
+                BroadcastToViewers(state.NodeId, new MapDelta { Patches = { patch } });
             }
-            if (!node.Record.NodeKey.Span.SequenceEqual(nodeKey))
-            {
-                throw Failures.NotRegistered("the node key was replaced by a rotation; use the current key");
-            }
-            if (node.KeyExpiry <= now)
-            {
-                throw Failures.NodeKeyExpired();
-            }
+        }
+    }
+
+    /// <summary>
+    /// Connects a map stream for a node: resumes its session from the replay buffer when it holds
+    /// every message after <paramref name="lastSequence"/>; otherwise adopts the session the node
+    /// names (it was served elsewhere, or before a reload) and catches it up from
+    /// <paramref name="lastRevision"/> when the change log covers it; otherwise queues a full
+    /// netmap, the sequence continuing. A stream the node already had is ended (replaced).
+    /// </summary>
+    /// <exception cref="CoordinationException">The node is gone, its key was replaced or expired, or the resume point is ahead of the session.</exception>
+    public MapStream Attach(ulong nodeId, ReadOnlySpan<byte> nodeKey, string resumeHandle, ulong lastSequence, ulong lastRevision, DateTimeOffset now,
+        out AttachKind kind)
+    {
+        lock (_gate)
+        {
+            RequireAttachable(nodeId, nodeKey, now);
             _sessions.TryGetValue(nodeId, out var session);
             bool sameSession = session is not null && resumeHandle.Length > 0 && string.Equals(resumeHandle, session.Handle, StringComparison.Ordinal);
             if (sameSession && lastSequence > session!.LastSequence)
             {
                 throw Failures.Invalid($"last_sequence {lastSequence} is ahead of the session (the last message sent was {session.LastSequence})");
             }
-            resumed = sameSession && lastSequence > 0 && lastSequence >= session!.ReplayFloor;
-            session?.Live?.Terminate(new RpcException(new Status(StatusCode.Aborted, "replaced by a newer map stream of the same node")));
+            session?.Live?.Terminate(Failures.Create(CoordinationErrorCode.Conflict, "replaced by a newer map stream of the same node"));
+            bool adopted = false;
             if (!sameSession)
             {
-                session = new MapSession(nodeId, NewHandle(), _settings.ReplayBufferSize);
+                // A session this bus never held (it was served elsewhere, or before a reload) is
+                // adopted; a node that has another session here starts a new one.
+                adopted = session is null && resumeHandle.Length > 0 && lastSequence > 0;
+                session = adopted
+                    ? new MapSession(nodeId, resumeHandle, _settings.ReplayBufferSize) { LastSequence = lastSequence, ReplayFloor = lastSequence }
+                    : new MapSession(nodeId, NewHandle(), _settings.ReplayBufferSize);
                 _sessions[nodeId] = session;
             }
             var stream = new MapStream(session!, _settings.ReplayBufferSize + _settings.SendQueueSize);
             session!.Live = stream;
 
-            // Online state and endpoints first, so that a full netmap already shows them.
-            var patch = new PeerPatch { Id = nodeId };
-            bool changed = false;
-            if (!node.Record.Online)
-            {
-                patch.Online = true;
-                changed = true;
-            }
-            if (!node.Record.Endpoints.SequenceEqual(endpoints))
-            {
-                patch.Endpoints = ToEndpoints(endpoints);
-                changed = true;
-            }
-            if (instance.Length > 0 && !string.Equals(node.Record.Instance, instance, StringComparison.Ordinal))
-            {
-                patch.Instance = instance; // a restart: peers hand it a new WireGuard session
-                changed = true;
-            }
-            if (changed)
-            {
-                var record = node.Record.Clone();
-                record.Online = true;
-                record.Endpoints.Clear();
-                record.Endpoints.Add(endpoints);
-                if (instance.Length > 0)
-                {
-                    record.Instance = instance;
-                }
-                node.Record = record;
-            }
-
-            if (resumed)
+            if (sameSession && lastSequence > 0 && lastSequence >= session.ReplayFloor)
             {
                 Replay(stream, lastSequence);
+                kind = AttachKind.Replayed;
                 _counters.StreamResumed();
+            }
+            else if ((sameSession || adopted) && lastSequence > 0 && lastRevision > 0 && BuildCatchUp(nodeId, lastRevision) is { } catchUp)
+            {
+                session.Ring.Clear();
+                session.ReplayFloor = session.LastSequence;
+                var first = Stamp(new MapResponse { Sequence = ++session.LastSequence, Session = session.Handle });
+                if (catchUp.CalculateSize() == 0)
+                {
+                    first.KeepAlive = SharedKeepAlive;
+                }
+                else
+                {
+                    first.Delta = catchUp;
+                    session.Ring.Add(first);
+                }
+                stream.TryWrite(first);
+                kind = AttachKind.CaughtUp;
+                _counters.StreamResumed();
+                _counters.CatchUpSent();
             }
             else
             {
-                var full = new MapResponse { Sequence = ++session.LastSequence, Session = session.Handle, Full = BuildFullMap(nodeId) };
+                var full = Stamp(new MapResponse { Sequence = ++session.LastSequence, Session = session.Handle, Full = BuildFullMap(nodeId) });
                 session.Ring.Clear();
                 session.ReplayFloor = full.Sequence;
                 stream.TryWrite(full);
+                kind = AttachKind.Full;
                 _counters.FullMapSent();
-            }
-            if (changed)
-            {
-                BroadcastToViewers(nodeId, new MapDelta { Patches = { patch } });
             }
             stream.KeepAliveTimer = _time.CreateTimer(static state => ((KeepAliveTick)state!).Fire(), new KeepAliveTick(this, stream),
                 _settings.KeepAlive.Next(), Timeout.InfiniteTimeSpan);
@@ -241,11 +414,8 @@ internal sealed partial class TailnetBus
         }
     }
 
-    /// <summary>
-    /// The stream's call has ended. If it was the node's current stream, the node goes offline
-    /// (peers get a patch with its last-seen time) and its session is retained for resume.
-    /// </summary>
-    /// <returns>True when the node went offline.</returns>
+    /// <summary>The stream's call has ended; if it was the node's current stream, its session is retained for resume.</summary>
+    /// <returns>True when the node has no live stream left (the caller then writes it offline).</returns>
     public bool Detach(MapStream stream, DateTimeOffset now)
     {
         lock (_gate)
@@ -258,27 +428,18 @@ internal sealed partial class TailnetBus
             }
             session.Live = null;
             session.DetachedAt = now;
-            if (_closedFailure is not null || !_sessions.TryGetValue(session.NodeId, out var current) || current != session ||
-                !_nodes.TryGetValue(session.NodeId, out var node))
-            {
-                return false;
-            }
-            var lastSeen = Timestamp.FromDateTimeOffset(now);
-            var record = node.Record.Clone();
-            record.Online = false;
-            record.LastSeen = lastSeen;
-            node.Record = record;
-            BroadcastToViewers(session.NodeId, new MapDelta { Patches = { new PeerPatch { Id = session.NodeId, Online = false, LastSeen = lastSeen } } });
-            return true;
+            session.DetachedTimestamp = _time.GetTimestamp();
+            return _closedFailure is null && _sessions.TryGetValue(session.NodeId, out var current) && current == session &&
+                _nodes.ContainsKey(session.NodeId);
         }
     }
 
     /// <summary>
     /// A node joined, or its durable record changed as a whole (hostname, tags): peers get it
-    /// in <c>peers_changed</c>, the node itself in <c>self_changed</c>. Online state, endpoints
-    /// and last-seen of a known node are kept.
+    /// in <c>peers_changed</c>, the node itself in <c>self_changed</c>. Live state of a known
+    /// node is kept.
     /// </summary>
-    public void Upsert(StoredNode stored)
+    public void Upsert(StoredNode stored, ulong revision)
     {
         lock (_gate)
         {
@@ -286,20 +447,30 @@ internal sealed partial class TailnetBus
             {
                 return;
             }
+            Advance(revision);
             Node record;
             bool existed = _nodes.TryGetValue(stored.Id, out var existing);
             if (existing is not null)
             {
-                record = NodeRecords.ToProto(stored, existing.Record.Online, existing.Record.Endpoints);
+                record = NodeRecords.ToProto(stored);
+                record.Online = existing.Record.Online;
+                record.Endpoints.Clear();
+                record.Endpoints.Add(existing.Record.Endpoints);
                 record.LastSeen = existing.Record.LastSeen;
-                record.Instance = existing.Record.Instance; // the run id lives on the bus, not in the store
+                record.Instance = existing.Record.Instance;
+                bool tagsChanged = !existing.Record.Tags.SequenceEqual(record.Tags) || existing.Record.User != record.User;
                 existing.Record = record;
                 existing.KeyExpiry = stored.KeyExpiry;
+                existing.Revision = revision;
+                if (tagsChanged)
+                {
+                    existing.TagsRevision = revision;
+                }
             }
             else
             {
                 record = NodeRecords.ToProto(stored);
-                _nodes[stored.Id] = new BusNode(record, stored.KeyExpiry);
+                _nodes[stored.Id] = new BusNode(record, stored.KeyExpiry, revision, revision);
             }
             PublishNodeChange(stored.Id, record, existed);
         }
@@ -309,7 +480,7 @@ internal sealed partial class TailnetBus
     /// The node's key was rotated: peers get a patch with the new key and expiry, the node its
     /// new record. Its streams stay open.
     /// </summary>
-    public void RotateKey(ulong id, ReadOnlySpan<byte> newKey, DateTimeOffset keyExpiry)
+    public void RotateKey(ulong id, ReadOnlySpan<byte> newKey, DateTimeOffset keyExpiry, ulong revision)
     {
         lock (_gate)
         {
@@ -317,6 +488,7 @@ internal sealed partial class TailnetBus
             {
                 return;
             }
+            Advance(revision);
             var key = ByteString.CopyFrom(newKey);
             var expiry = Timestamp.FromDateTimeOffset(keyExpiry);
             var record = node.Record.Clone();
@@ -324,17 +496,19 @@ internal sealed partial class TailnetBus
             record.KeyExpiry = expiry;
             node.Record = record;
             node.KeyExpiry = keyExpiry;
+            node.Revision = revision;
             BroadcastToViewers(id, new MapDelta { Patches = { new PeerPatch { Id = id, NodeKey = key, KeyExpiry = expiry } } });
             DeliverToSelf(id, record);
         }
     }
 
     /// <summary>
-    /// Sets the node's key expiry, or announces that it was reached: peers get a patch, the node
-    /// its new record; when the expiry has passed, the node's stream ends with
-    /// <c>node-key-expired</c> (and it goes offline).
+    /// Sets the node's key expiry (a committed write at <paramref name="revision"/>), or announces
+    /// that it was reached (<paramref name="revision"/> 0: nothing written): peers get a patch, the
+    /// node its new record; when the expiry has passed, the node's stream ends with
+    /// <c>node-key-expired</c>.
     /// </summary>
-    public void SetKeyExpiry(ulong id, DateTimeOffset keyExpiry, DateTimeOffset now)
+    public void SetKeyExpiry(ulong id, DateTimeOffset keyExpiry, DateTimeOffset now, ulong revision = 0)
     {
         lock (_gate)
         {
@@ -342,6 +516,7 @@ internal sealed partial class TailnetBus
             {
                 return;
             }
+            Advance(revision);
             var expiry = Timestamp.FromDateTimeOffset(keyExpiry);
             // A changed expiry, or the moment it is reached (peers already had the time, but
             // hearing it then lets them mark the node expired without a clock of their own).
@@ -351,6 +526,10 @@ internal sealed partial class TailnetBus
                 record.KeyExpiry = expiry;
                 node.Record = record;
                 node.KeyExpiry = keyExpiry;
+                if (revision > 0)
+                {
+                    node.Revision = revision;
+                }
                 BroadcastToViewers(id, new MapDelta { Patches = { new PeerPatch { Id = id, KeyExpiry = expiry } } });
                 DeliverToSelf(id, record);
             }
@@ -361,29 +540,11 @@ internal sealed partial class TailnetBus
         }
     }
 
-    /// <summary>The node reported new endpoints: peers get an endpoints patch. False when nothing changed.</summary>
-    public bool UpdateEndpoints(ulong id, IReadOnlyList<string> endpoints)
-    {
-        lock (_gate)
-        {
-            if (_closedFailure is not null || !_nodes.TryGetValue(id, out var node) || node.Record.Endpoints.SequenceEqual(endpoints))
-            {
-                return false;
-            }
-            var record = node.Record.Clone();
-            record.Endpoints.Clear();
-            record.Endpoints.Add(endpoints);
-            node.Record = record;
-            BroadcastToViewers(id, new MapDelta { Patches = { new PeerPatch { Id = id, Endpoints = ToEndpoints(endpoints) } } });
-            return true;
-        }
-    }
-
     /// <summary>
     /// The node left (deleted, expired ephemeral): peers get <c>peers_removed</c>; its own
     /// stream ends with <paramref name="ownFailure"/> and its session is dropped.
     /// </summary>
-    public bool Remove(ulong id, RpcException ownFailure)
+    public bool Remove(ulong id, ulong revision, CoordinationException ownFailure)
     {
         lock (_gate)
         {
@@ -391,6 +552,8 @@ internal sealed partial class TailnetBus
             {
                 return false;
             }
+            Advance(revision);
+            _removals.Add((id, revision));
             if (_sessions.Remove(id, out var session))
             {
                 session.Live?.Terminate(ownFailure);
@@ -400,29 +563,35 @@ internal sealed partial class TailnetBus
         }
     }
 
-    /// <summary>Ends every stream with <paramref name="failure"/> and refuses new ones (tailnet deleted, service stopping). Idempotent.</summary>
+    /// <summary>Ends every stream with <paramref name="failure"/> and refuses new ones (tailnet deleted, lease lost, service stopping). Idempotent.</summary>
     /// <returns>How many streams were ended.</returns>
-    public int Close(RpcException failure)
+    public int Close(CoordinationException failure) => Close(_ => failure);
+
+    /// <summary>Like <see cref="Close(CoordinationException)"/>, with a failure per stream (redirects spread over a window).</summary>
+    public int Close(Func<MapStream, CoordinationException> failureOf)
     {
+        List<MapStream> live = [];
         lock (_gate)
         {
             if (_closedFailure is not null)
             {
                 return 0;
             }
-            _closedFailure = failure;
-            int ended = 0;
+            _closedFailure = Failures.Unavailable("the tailnet's bus was closed");
             foreach (var session in _sessions.Values)
             {
-                if (session.Live is { IsClosed: false } live)
+                if (session.Live is { IsClosed: false } stream)
                 {
-                    live.Terminate(failure);
-                    ended++;
+                    live.Add(stream);
                 }
             }
             _sessions.Clear();
-            return ended;
         }
+        foreach (var stream in live)
+        {
+            stream.Terminate(failureOf(stream));
+        }
+        return live.Count;
     }
 
     /// <summary>True once <see cref="TryRetire"/> succeeded: callers retry on a freshly loaded bus.</summary>
@@ -451,7 +620,7 @@ internal sealed partial class TailnetBus
         }
     }
 
-    /// <summary>Forgets sessions disconnected longer than the retention time (they can no longer resume).</summary>
+    /// <summary>Forgets sessions disconnected longer than the retention time (they resume from the change log afterwards).</summary>
     /// <returns>How many were dropped.</returns>
     public int PruneSessions(DateTimeOffset now)
     {
@@ -473,6 +642,45 @@ internal sealed partial class TailnetBus
         }
     }
 
+    /// <summary>Checks the node may attach; caller holds the lock.</summary>
+    private BusNode RequireAttachable(ulong nodeId, ReadOnlySpan<byte> nodeKey, DateTimeOffset now)
+    {
+        if (_closedFailure is not null)
+        {
+            throw _closedFailure;
+        }
+        if (!_nodes.TryGetValue(nodeId, out var node))
+        {
+            throw Failures.NotRegistered("the node is not registered (it was removed); register again");
+        }
+        if (!node.Record.NodeKey.Span.SequenceEqual(nodeKey))
+        {
+            throw Failures.NotRegistered("the node key was replaced by a rotation; use the current key");
+        }
+        if (node.KeyExpiry <= now)
+        {
+            throw Failures.NodeKeyExpired();
+        }
+        return node;
+    }
+
+    /// <summary>Moves the bus's revision forward to a committed write's; caller holds the lock.</summary>
+    private void Advance(ulong revision)
+    {
+        if (revision > _revision)
+        {
+            _revision = revision;
+        }
+    }
+
+    /// <summary>Stamps a message with the bus's epoch and revision; caller holds the lock.</summary>
+    private MapResponse Stamp(MapResponse message)
+    {
+        message.Epoch = Epoch;
+        message.Revision = _revision;
+        return message;
+    }
+
     private static string NewHandle() => Base64Url(RandomNumberGenerator.GetBytes(16));
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
@@ -484,12 +692,18 @@ internal sealed partial class TailnetBus
         return wrapper;
     }
 
-    /// <summary>The live state of one node; guarded by the bus lock.</summary>
-    private sealed class BusNode(Node record, DateTimeOffset keyExpiry)
+    /// <summary>The state of one node; guarded by the bus lock.</summary>
+    private sealed class BusNode(Node record, DateTimeOffset keyExpiry, ulong revision, ulong tagsRevision)
     {
         public Node Record { get; set; } = record;
 
         public DateTimeOffset KeyExpiry { get; set; } = keyExpiry;
+
+        /// <summary>The revision of the last committed change of this node.</summary>
+        public ulong Revision { get; set; } = revision;
+
+        /// <summary>The revision of the last change of what the policy matches on it (tags, user).</summary>
+        public ulong TagsRevision { get; set; } = tagsRevision;
     }
 
     private sealed class KeepAliveTick(TailnetBus bus, MapStream stream)

@@ -1,7 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
-using Grpc.Core;
 using MeshNet.Control.V1;
 using MeshNet.Coordination.Bus;
+using MeshNet.Coordination.Hosting;
 using MeshNet.Coordination.Policy;
 using MeshNet.Coordination.Storage;
 using MeshNet.Coordination.Validation;
@@ -10,9 +10,11 @@ using Microsoft.Extensions.Logging;
 namespace MeshNet.Coordination.Registry;
 
 /// <summary>
-/// The Admin API's operations (tailnets, auth keys, nodes), shared by the gRPC service and the
-/// embedded server's helpers. Authentication is the caller's business. Failures are
-/// RpcExceptions (InvalidArgument, NotFound, AlreadyExists) with clear messages.
+/// The Admin API's operations (tailnets, auth keys, nodes, policy), shared by the gRPC service
+/// and the embedded server's helpers. Authentication is the caller's business. Failures are
+/// <see cref="CoordinationException"/>s with clear messages; writes of a tailnet another server
+/// serves fail with NotOwner (the gRPC service forwards them there). Writes take an optional
+/// idempotency key: a retried write is applied once and answered as the first time.
 /// </summary>
 internal sealed class AdminOperations
 {
@@ -24,12 +26,14 @@ internal sealed class AdminOperations
     private readonly CoordinationOptions _options;
     private readonly TimeProvider _time;
     private readonly CoordinationCounters _counters;
+    private readonly CoordinationRuntime _runtime;
     private readonly ILogger _logger;
 
     public AdminOperations(ICoordinationStore store, TailnetHub hub, NodeLifecycle lifecycle, CoordinationOptions options, TimeProvider time,
-        CoordinationCounters counters, ILogger<AdminOperations> logger)
+        CoordinationCounters counters, CoordinationRuntime runtime, ILogger<AdminOperations> logger)
     {
         _counters = counters;
+        _runtime = runtime;
         _store = store;
         _hub = hub;
         _lifecycle = lifecycle;
@@ -50,7 +54,7 @@ internal sealed class AdminOperations
         var tailnet = new StoredTailnet(request.Name, domain, _time.GetUtcNow(), lifetime);
         if (!await _store.TryCreateTailnetAsync(tailnet, cancellationToken).ConfigureAwait(false))
         {
-            throw new RpcException(new Status(StatusCode.AlreadyExists, $"tailnet '{request.Name}' already exists"));
+            throw Failures.Create(CoordinationErrorCode.AlreadyExists, $"tailnet '{request.Name}' already exists");
         }
         CoordinationLog.TailnetCreated(_logger, tailnet.Name);
         return ToProto(tailnet);
@@ -66,17 +70,23 @@ internal sealed class AdminOperations
     public async Task DeleteTailnetAsync(string name, CancellationToken cancellationToken)
     {
         RequestValidator.TailnetName(name);
-        using var lease = await _hub.LockAsync(name, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(name);
-        if (!await _store.DeleteTailnetAsync(name, cancellationToken).ConfigureAwait(false))
+        using var scope = await _hub.LockAsync(name, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(name);
+        var result = await scope.CommitAsync(fence => _store.DeleteTailnetAsync(fence, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (!result.Value)
         {
             throw TailnetNotFound(name);
         }
         _hub.Close(name, Failures.NotRegistered("the tailnet was deleted"));
+        _hub.Keeper.Forget(name, scope.Bus.Epoch);
         CoordinationLog.TailnetDeleted(_logger, name);
     }
 
-    /// <summary>Creates an auth key; the secret form is returned only here.</summary>
-    public async Task<CreateAuthKeyResponse> CreateAuthKeyAsync(CreateAuthKeyRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// Creates an auth key; the secret form is returned only here. With an idempotency key the key
+    /// is derived from it (and the server's secret), so a retry returns the same key.
+    /// </summary>
+    public async Task<CreateAuthKeyResponse> CreateAuthKeyAsync(CreateAuthKeyRequest request, CancellationToken cancellationToken,
+        string? idempotencyKey = null)
     {
         RequestValidator.TailnetName(request.Tailnet, "tailnet");
         var tags = RequestValidator.Tags(request.Tags, "tags");
@@ -84,15 +94,37 @@ internal sealed class AdminOperations
         RequestValidator.Description(request.Description);
         RequestValidator.User(request.User);
         var now = _time.GetUtcNow();
-        var (id, text, hash) = AuthKeySecret.Generate();
+        var (id, text, hash) = idempotencyKey is null ? AuthKeySecret.Generate() : DeriveKey(request.Tailnet, idempotencyKey);
         var key = new StoredAuthKey(id, request.Tailnet, hash, request.Reusable, request.Ephemeral, tags, now, now + lifetime, 0, false, request.Description,
             request.User);
-        if (!await _store.TryCreateAuthKeyAsync(key, cancellationToken).ConfigureAwait(false))
+        using var scope = await _hub.LockAsync(request.Tailnet, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(request.Tailnet);
+        var result = await scope.CommitAsync(fence => _store.TryCreateAuthKeyAsync(fence, key, cancellationToken), cancellationToken, idempotencyKey)
+            .ConfigureAwait(false);
+        if (result.Status == FencedStatus.Duplicate)
+        {
+            var earlier = await _store.GetAuthKeyAsync(id, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(request.Tailnet);
+            return new CreateAuthKeyResponse { Key = ToProto(earlier), Secret = text };
+        }
+        if (!result.Value)
         {
             throw TailnetNotFound(request.Tailnet);
         }
         CoordinationLog.AuthKeyCreated(_logger, id, key.Tailnet, key.Reusable, key.Ephemeral);
         return new CreateAuthKeyResponse { Key = ToProto(key), Secret = text };
+    }
+
+    private (string Id, string Text, byte[] Hash) DeriveKey(string tailnet, string idempotencyKey)
+    {
+        Span<byte> secret = stackalloc byte[32];
+        try
+        {
+            _runtime.ServerKey.ExportSecret(secret);
+            return AuthKeySecret.Derive(secret, tailnet, idempotencyKey);
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(secret);
+        }
     }
 
     public async Task<ListAuthKeysResponse> ListAuthKeysAsync(string tailnet, CancellationToken cancellationToken)
@@ -103,16 +135,24 @@ internal sealed class AdminOperations
         return response;
     }
 
-    public async Task RevokeAuthKeyAsync(string id, CancellationToken cancellationToken)
+    public async Task RevokeAuthKeyAsync(string id, CancellationToken cancellationToken, string? idempotencyKey = null)
     {
-        if (id.Length is 0 or > 64 || !await _store.RevokeAuthKeyAsync(id, cancellationToken).ConfigureAwait(false))
+        var key = id.Length is 0 or > 64 ? null : await _store.GetAuthKeyAsync(id, cancellationToken).ConfigureAwait(false);
+        if (key is null)
         {
-            throw new RpcException(new Status(StatusCode.NotFound, "no auth key has that id"));
+            throw Failures.NotFound("no auth key has that id");
+        }
+        using var scope = await _hub.LockAsync(key.Tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotFound("no auth key has that id");
+        var result = await scope.CommitAsync(fence => _store.RevokeAuthKeyAsync(fence, id, cancellationToken), cancellationToken, idempotencyKey)
+            .ConfigureAwait(false);
+        if (result.Status != FencedStatus.Duplicate && !result.Value)
+        {
+            throw Failures.NotFound("no auth key has that id");
         }
         CoordinationLog.AuthKeyRevoked(_logger, id);
     }
 
-    /// <summary>The tailnet's nodes, with live online state and endpoints when its bus is loaded.</summary>
+    /// <summary>The tailnet's nodes as stored, live state included (any server can answer).</summary>
     public async Task<ListNodesResponse> ListNodesAsync(string tailnet, CancellationToken cancellationToken)
     {
         await RequireTailnetAsync(tailnet, cancellationToken).ConfigureAwait(false);
@@ -125,19 +165,19 @@ internal sealed class AdminOperations
         return response;
     }
 
-    public async Task DeleteNodeAsync(string tailnet, ulong id, CancellationToken cancellationToken)
+    public async Task DeleteNodeAsync(string tailnet, ulong id, CancellationToken cancellationToken, string? idempotencyKey = null)
     {
         RequestValidator.TailnetName(tailnet, "tailnet");
-        if (!await _lifecycle.DeleteNodeAsync(tailnet, id, "deleted by an administrator", cancellationToken).ConfigureAwait(false))
+        if (!await _lifecycle.DeleteNodeAsync(tailnet, id, "deleted by an administrator", cancellationToken, null, idempotencyKey).ConfigureAwait(false))
         {
             throw NodeNotFound(tailnet, id);
         }
     }
 
-    public async Task ExpireNodeKeyAsync(string tailnet, ulong id, CancellationToken cancellationToken)
+    public async Task ExpireNodeKeyAsync(string tailnet, ulong id, CancellationToken cancellationToken, string? idempotencyKey = null)
     {
         RequestValidator.TailnetName(tailnet, "tailnet");
-        if (!await _lifecycle.ExpireKeyAsync(tailnet, id, cancellationToken).ConfigureAwait(false))
+        if (!await _lifecycle.ExpireKeyAsync(tailnet, id, cancellationToken, idempotencyKey).ConfigureAwait(false))
         {
             throw NodeNotFound(tailnet, id);
         }
@@ -148,7 +188,7 @@ internal sealed class AdminOperations
     /// gate saves it and puts it in force: affected nodes get one delta each. Empty text removes
     /// the policy. On any failure the previous policy stays in force.
     /// </summary>
-    public async Task<SetPolicyResponse> SetPolicyAsync(SetPolicyRequest request, CancellationToken cancellationToken)
+    public async Task<SetPolicyResponse> SetPolicyAsync(SetPolicyRequest request, CancellationToken cancellationToken, string? idempotencyKey = null)
     {
         RequestValidator.TailnetName(request.Tailnet, "tailnet");
         PolicyDocument? document = null;
@@ -165,11 +205,17 @@ internal sealed class AdminOperations
                 throw Failures.Policy(exception);
             }
         }
-        using var lease = await _hub.LockAsync(request.Tailnet, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(request.Tailnet);
+        using var scope = await _hub.LockAsync(request.Tailnet, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(request.Tailnet);
         var text = document is null ? "" : request.Policy;
-        var saved = await _store.SavePolicyAsync(request.Tailnet, text, _time.GetUtcNow(), cancellationToken).ConfigureAwait(false)
-            ?? throw TailnetNotFound(request.Tailnet);
-        int affected = lease.Bus.SetPolicy(document, saved.Version);
+        var result = await scope.CommitAsync(fence => _store.SavePolicyAsync(fence, text, _time.GetUtcNow(), cancellationToken), cancellationToken,
+            idempotencyKey).ConfigureAwait(false);
+        if (result.Status == FencedStatus.Duplicate)
+        {
+            // Saved before (the answer was lost): the version it was saved as.
+            return new SetPolicyResponse { Version = ulong.Parse(result.Detail, System.Globalization.CultureInfo.InvariantCulture) };
+        }
+        var saved = result.Value ?? throw TailnetNotFound(request.Tailnet);
+        int affected = scope.Bus.SetPolicy(document, saved.Version, result.Revision);
         _counters.PolicySaved();
         CoordinationLog.PolicySaved(_logger, request.Tailnet, saved.Version, affected);
         return new SetPolicyResponse { Version = saved.Version, NodesAffected = (uint)affected };
@@ -199,9 +245,9 @@ internal sealed class AdminOperations
         }
     }
 
-    private static RpcException TailnetNotFound(string name) => new(new Status(StatusCode.NotFound, $"tailnet '{name}' does not exist"));
+    private static CoordinationException TailnetNotFound(string name) => Failures.NotFound($"tailnet '{name}' does not exist");
 
-    private static RpcException NodeNotFound(string tailnet, ulong id) => new(new Status(StatusCode.NotFound, $"tailnet '{tailnet}' has no node {id}"));
+    private static CoordinationException NodeNotFound(string tailnet, ulong id) => Failures.NotFound($"tailnet '{tailnet}' has no node {id}");
 
     private static Tailnet ToProto(StoredTailnet tailnet) => new()
     {

@@ -22,6 +22,37 @@ internal static class AuthKeySecret
         return (id, $"{Prefix}{id}-{secret}", Hash(secret));
     }
 
+    /// <summary>
+    /// The key a request with an idempotency key creates: derived from the server's secret, the
+    /// tailnet and the idempotency key (HKDF-SHA256), so that a retried request gets the same key
+    /// back (the secret is stored only as a hash, so it could not be returned otherwise) while
+    /// nobody without the server's secret can predict it.
+    /// </summary>
+    public static (string Id, string Text, byte[] Hash) Derive(ReadOnlySpan<byte> serverSecret, string tailnet, string idempotencyKey)
+    {
+        var info = System.Text.Encoding.UTF8.GetBytes($"meshnet auth key\n{tailnet}\n{idempotencyKey}");
+        Span<byte> stream = stackalloc byte[256];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, serverSecret, stream, salt: [], info: info);
+        Span<char> chars = stackalloc char[IdLength + SecretLength];
+        int filled = 0;
+        foreach (byte value in stream)
+        {
+            // Rejection sampling: 252 is the largest multiple of 36 below 256, so every character is uniform.
+            if (value < 252 && filled < chars.Length)
+            {
+                chars[filled++] = Alphabet[value % Alphabet.Length];
+            }
+        }
+        CryptographicOperations.ZeroMemory(stream);
+        if (filled < chars.Length)
+        {
+            throw new CryptographicException("The derived stream was too short (practically impossible).");
+        }
+        var id = new string(chars[..IdLength]);
+        var secret = new string(chars[IdLength..]);
+        return (id, $"{Prefix}{id}-{secret}", Hash(secret));
+    }
+
     /// <summary>Splits <c>mnkey-id-secret</c>; false when the text is not of that form.</summary>
     public static bool TryParse(string text, out string id, out string secret)
     {

@@ -1,5 +1,4 @@
 using Google.Protobuf;
-using Grpc.Core;
 using MeshNet.Control.V1;
 using MeshNet.Coordination.Bus;
 using MeshNet.Coordination.Hosting;
@@ -17,8 +16,11 @@ namespace MeshNet.Coordination.Registry;
 /// key may be replaced on the old key's proof alone; an expired key only with the proof and a
 /// valid auth key of the node's tailnet (whose use is counted), so that an expiry, by time or
 /// by an administrator, forces re-authentication. Writes to a tailnet run under
-/// its bus's write gate (the store write, then the publish), so the tailnet's peers see every
-/// change in order. The caller (the Control service) has already checked the proof of key.
+/// its bus's write gate (the fenced store write, then the publish), so the tailnet's peers see
+/// every change in order; a server that does not hold the tailnet's lease answers NotOwner (the
+/// node follows the redirect). Registration is idempotent by node key: a retried registration
+/// (or rotation) whose first answer was lost returns the node as registered. The caller (the
+/// Control service) has already checked the proof of key.
 /// </summary>
 internal sealed class NodeRegistrar
 {
@@ -71,15 +73,19 @@ internal sealed class NodeRegistrar
             _counters.Registered();
             return response;
         }
-        catch (RpcException exception)
+        catch (CoordinationException exception) when (exception.ErrorCode is not (CoordinationErrorCode.NotOwner or CoordinationErrorCode.NoOwner))
         {
             _counters.RegistrationRefused();
-            CoordinationLog.RegistrationRefused(_logger, exception.Trailers.GetValue(ControlErrors.TrailerKey) ?? exception.StatusCode.ToString());
+            CoordinationLog.RegistrationRefused(_logger, exception.ErrorCode.ToString());
             throw;
         }
     }
 
-    /// <summary>Rotation: null when the old key is unknown and an auth key is given (the request then registers as new).</summary>
+    /// <summary>
+    /// Rotation: null when the old key is unknown and either an auth key is given (the request then
+    /// registers as new) or the new key is registered already (a retried rotation: the request is
+    /// then a re-registration).
+    /// </summary>
     private async Task<RegisterResponse?> TryRotateAsync(RegisterRequest request, IReadOnlyList<string> requestedTags, DateTimeOffset now,
         CancellationToken cancellationToken)
     {
@@ -95,16 +101,15 @@ internal sealed class NodeRegistrar
         var node = await _store.GetNodeByKeyAsync(request.OldNodeKey.Memory, cancellationToken).ConfigureAwait(false);
         if (node is null)
         {
-            if (request.AuthKey.Length > 0)
+            if (request.AuthKey.Length > 0 || await _store.GetNodeByKeyAsync(request.NodeKey.Memory, cancellationToken).ConfigureAwait(false) is not null)
             {
                 return null;
             }
-            throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.AuthKeyRequired,
-                "old_node_key is not registered, and registering as a new node needs an auth key");
+            throw Failures.Create(CoordinationErrorCode.AuthKeyRequired, "old_node_key is not registered, and registering as a new node needs an auth key");
         }
         if (!VerifyRotationProof(request.OldNodeKey.Span, request.NodeKey.Span, request.OldNodeKeyProof.Span))
         {
-            throw Failures.Unauthenticated(ControlErrors.BadProof, "old_node_key_proof does not verify: the caller does not hold old_node_key");
+            throw Failures.Create(CoordinationErrorCode.BadProof, "old_node_key_proof does not verify: the caller does not hold old_node_key");
         }
         // A still-valid key hands over on its own proof. An expired one (its lifetime ended, or an
         // administrator expired it) proves nothing any more: only a valid auth key of the node's
@@ -119,34 +124,36 @@ internal sealed class NodeRegistrar
             authorizing = await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
             if (authorizing.Tailnet != node.Tailnet)
             {
-                throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key (not a key of the node's tailnet)");
+                throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUnknown, "unknown auth key (not a key of the node's tailnet)");
             }
         }
-        using var lease = await RequireLeaseAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
-        var bus = lease.Bus;
+        using var scope = await RequireScopeAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
+        var bus = scope.Bus;
         var tailnet = await _store.GetTailnetAsync(node.Tailnet, cancellationToken).ConfigureAwait(false)
             ?? throw Failures.NotRegistered("the node's tailnet was deleted");
         var tags = GrantTags(bus.Policy, requestedTags, node.Tags, node.User, "the node", newNode: false);
         var expiry = now + tailnet.NodeKeyLifetime;
-        var outcome = await _store.UpdateNodeKeyAsync(node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry, authorizing?.Id, now,
-            cancellationToken).ConfigureAwait(false);
-        switch (outcome)
+        var result = await scope.CommitAsync(fence => _store.UpdateNodeKeyAsync(fence, node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry,
+            authorizing?.Id, now, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (!result.IsCommitted)
         {
-            case NodeKeyUpdateOutcome.NodeKeyTaken:
-                throw Failures.Create(StatusCode.AlreadyExists, ControlErrors.InvalidRequest, "node_key is already registered to another node");
-            case NodeKeyUpdateOutcome.NodeMissing:
-                throw Failures.NotRegistered("old_node_key is no longer registered (removed or rotated concurrently)");
-            case NodeKeyUpdateOutcome.AuthKeyUnusable:
-                // Used, revoked or expired since the check: say which.
-                await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
-                throw AuthKeyFailure(ControlErrors.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
+            switch (result.Value)
+            {
+                case NodeKeyUpdateOutcome.NodeKeyTaken:
+                    throw Failures.Create(CoordinationErrorCode.Conflict, "node_key is already registered to another node");
+                case NodeKeyUpdateOutcome.AuthKeyUnusable:
+                    // Used, revoked or expired since the check: say which.
+                    await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
+                    throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
+                default:
+                    throw Failures.NotRegistered("old_node_key is no longer registered (removed or rotated concurrently)");
+            }
         }
-        bus.RotateKey(node.Id, request.NodeKey.Span, expiry);
+        bus.RotateKey(node.Id, request.NodeKey.Span, expiry, result.Revision);
         var updated = node with { NodeKey = request.NodeKey.ToByteArray(), KeyExpiry = expiry };
         if (request.Hostname != node.Hostname || !tags.SequenceEqual(node.Tags))
         {
-            updated = await UpdateRecordAsync(updated, request.Hostname, tags, cancellationToken).ConfigureAwait(false);
-            bus.Upsert(updated);
+            updated = await UpdateRecordAsync(scope, updated, request.Hostname, tags, cancellationToken).ConfigureAwait(false);
         }
         _counters.KeyRotated();
         if (authorizing is not null)
@@ -167,8 +174,8 @@ internal sealed class NodeRegistrar
         {
             throw Failures.NodeKeyExpired();
         }
-        using var lease = await RequireLeaseAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
-        var bus = lease.Bus;
+        using var scope = await RequireScopeAsync(node.Tailnet, cancellationToken).ConfigureAwait(false);
+        var bus = scope.Bus;
         var current = await _store.GetNodeAsync(node.Id, cancellationToken).ConfigureAwait(false)
             ?? throw Failures.NotRegistered("the node was removed; register again with an auth key");
         var tailnet = await _store.GetTailnetAsync(current.Tailnet, cancellationToken).ConfigureAwait(false)
@@ -176,8 +183,7 @@ internal sealed class NodeRegistrar
         var tags = GrantTags(bus.Policy, requestedTags, current.Tags, current.User, "the node", newNode: false);
         if (request.Hostname != current.Hostname || !tags.SequenceEqual(current.Tags))
         {
-            current = await UpdateRecordAsync(current, request.Hostname, tags, cancellationToken).ConfigureAwait(false);
-            bus.Upsert(current);
+            current = await UpdateRecordAsync(scope, current, request.Hostname, tags, cancellationToken).ConfigureAwait(false);
         }
         CoordinationLog.NodeReregistered(_logger, current.Id, current.Tailnet);
         return Response(bus, current, tailnet);
@@ -187,11 +193,11 @@ internal sealed class NodeRegistrar
         CancellationToken cancellationToken)
     {
         var key = await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
-        using var lease = await _hub.LockAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
-            ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
-        var bus = lease.Bus;
+        using var scope = await _hub.LockAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUnknown, "unknown auth key");
+        var bus = scope.Bus;
         var tailnet = await _store.GetTailnetAsync(key.Tailnet, cancellationToken).ConfigureAwait(false)
-            ?? throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+            ?? throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUnknown, "unknown auth key");
         var tags = GrantTags(bus.Policy, requestedTags, key.Tags, key.User, "the auth key", newNode: true);
         var label = Names.LabelFromHostname(request.Hostname);
         string? name = null;
@@ -201,11 +207,12 @@ internal sealed class NodeRegistrar
             var (ipv4, ipv6) = _addresses.Next();
             var candidate = new StoredNode(0, tailnet.Name, request.NodeKey.ToByteArray(), name, request.Hostname, ipv4, ipv6, tags,
                 request.Ephemeral || key.Ephemeral, now + tailnet.NodeKeyLifetime, now, null, key.Id, key.User);
-            var result = await _store.InsertNodeAsync(candidate, cancellationToken).ConfigureAwait(false);
+            var written = await scope.CommitAsync(fence => _store.InsertNodeAsync(fence, candidate, cancellationToken), cancellationToken).ConfigureAwait(false);
+            var result = written.Value;
             switch (result.Outcome)
             {
                 case NodeInsertOutcome.Inserted:
-                    bus.Upsert(result.Node!);
+                    bus.Upsert(result.Node!, written.Revision);
                     CoordinationLog.NodeRegistered(_logger, result.Node!.Id, result.Node.Name, tailnet.Name);
                     return Response(bus, result.Node, tailnet);
                 case NodeInsertOutcome.NameTaken:
@@ -214,44 +221,44 @@ internal sealed class NodeRegistrar
                 case NodeInsertOutcome.AddressTaken:
                     break;
                 case NodeInsertOutcome.NodeKeyTaken:
-                    throw Failures.Create(StatusCode.Aborted, ControlErrors.InvalidRequest, "the node key was registered concurrently; register again");
+                    throw Failures.Create(CoordinationErrorCode.Conflict, "the node key was registered concurrently; register again");
                 case NodeInsertOutcome.TailnetMissing:
-                    throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+                    throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUnknown, "unknown auth key");
                 case NodeInsertOutcome.AuthKeyUnusable:
                     // Used, revoked or expired since the check: say which.
                     await CheckAuthKeyAsync(request.AuthKey, now, cancellationToken).ConfigureAwait(false);
-                    throw AuthKeyFailure(ControlErrors.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
+                    throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
             }
         }
-        throw new RpcException(new Status(StatusCode.ResourceExhausted, "no free address found in the tailnet"));
+        throw Failures.Create(CoordinationErrorCode.ResourceExhausted, "no free address found in the tailnet");
     }
 
     private async Task<StoredAuthKey> CheckAuthKeyAsync(string text, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (text.Length == 0)
         {
-            throw AuthKeyFailure(ControlErrors.AuthKeyRequired, "an auth key is required to register a new node");
+            throw AuthKeyFailure(CoordinationErrorCode.AuthKeyRequired, "an auth key is required to register a new node");
         }
         if (!AuthKeySecret.TryParse(text, out var id, out var secret))
         {
-            throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key (malformed: expected mnkey-<id>-<secret>)");
+            throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUnknown, "unknown auth key (malformed: expected mnkey-<id>-<secret>)");
         }
         var key = await _store.GetAuthKeyAsync(id, cancellationToken).ConfigureAwait(false);
         if (key is null || !AuthKeySecret.Matches(secret, key.SecretHash))
         {
-            throw AuthKeyFailure(ControlErrors.AuthKeyUnknown, "unknown auth key");
+            throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUnknown, "unknown auth key");
         }
         if (key.Revoked)
         {
-            throw AuthKeyFailure(ControlErrors.AuthKeyRevoked, "auth key revoked");
+            throw AuthKeyFailure(CoordinationErrorCode.AuthKeyRevoked, "auth key revoked");
         }
         if (key.Expires <= now)
         {
-            throw AuthKeyFailure(ControlErrors.AuthKeyExpired, "auth key expired");
+            throw AuthKeyFailure(CoordinationErrorCode.AuthKeyExpired, "auth key expired");
         }
         if (!key.Reusable && key.Uses > 0)
         {
-            throw AuthKeyFailure(ControlErrors.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
+            throw AuthKeyFailure(CoordinationErrorCode.AuthKeyUsedUp, "auth key already used (it is a one-off key)");
         }
         return key;
     }
@@ -283,7 +290,7 @@ internal sealed class NodeRegistrar
         }
     }
 
-    private async Task<TailnetWriteLease> RequireLeaseAsync(string tailnet, CancellationToken cancellationToken) =>
+    private async Task<TailnetWriteScope> RequireScopeAsync(string tailnet, CancellationToken cancellationToken) =>
         await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotRegistered("the node's tailnet was deleted");
 
     /// <summary>
@@ -293,7 +300,7 @@ internal sealed class NodeRegistrar
     /// tagOwners, and a requested tag beyond <paramref name="granted"/> needs an owner that is
     /// the node's user, a group with that user, or one of <paramref name="granted"/>.
     /// </summary>
-    /// <exception cref="RpcException">PermissionDenied, tags-not-permitted, naming the tags.</exception>
+    /// <exception cref="CoordinationException">TagsNotPermitted, naming the tags.</exception>
     private static IReadOnlyList<string> GrantTags(PolicyDocument? policy, IReadOnlyList<string> requested, IReadOnlyList<string> granted,
         string user, string grantor, bool newNode)
     {
@@ -302,7 +309,7 @@ internal sealed class NodeRegistrar
         {
             if (extra.Count > 0)
             {
-                throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.TagsNotPermitted,
+                throw Failures.Create(CoordinationErrorCode.TagsNotPermitted,
                     $"tags not permitted by {grantor}: {string.Join(", ", extra)}");
             }
             return granted;
@@ -311,32 +318,34 @@ internal sealed class NodeRegistrar
         var undeclared = checkedTags.Where(tag => !policy.TagOwners.ContainsKey(tag)).ToList();
         if (undeclared.Count > 0)
         {
-            throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.TagsNotPermitted,
+            throw Failures.Create(CoordinationErrorCode.TagsNotPermitted,
                 $"tags not declared in the tailnet policy's tagOwners: {string.Join(", ", undeclared)}");
         }
         var refused = extra.Where(tag => !policy.Owns(user, granted.ToList(), tag)).ToList();
         if (refused.Count > 0)
         {
-            throw Failures.Create(StatusCode.PermissionDenied, ControlErrors.TagsNotPermitted,
+            throw Failures.Create(CoordinationErrorCode.TagsNotPermitted,
                 $"tags not permitted by {grantor} or the tailnet policy's tagOwners: {string.Join(", ", refused)}");
         }
         return extra.Count == 0 ? granted : [.. granted.Concat(extra).Order(StringComparer.Ordinal)];
     }
 
-    private async Task<StoredNode> UpdateRecordAsync(StoredNode node, string hostname, IReadOnlyList<string> tags, CancellationToken cancellationToken)
+    /// <summary>Writes the node's host name and tags and publishes its new record.</summary>
+    private async Task<StoredNode> UpdateRecordAsync(TailnetWriteScope scope, StoredNode node, string hostname, IReadOnlyList<string> tags,
+        CancellationToken cancellationToken)
     {
-        if (hostname != node.Hostname)
+        var result = await scope.CommitAsync(fence => _store.UpdateNodeAsync(fence, node.Id, hostname, tags, cancellationToken), cancellationToken)
+            .ConfigureAwait(false);
+        if (!result.IsCommitted)
         {
-            await _store.SetHostnameAsync(node.Id, hostname, cancellationToken).ConfigureAwait(false);
+            throw Failures.NotRegistered("the node was removed concurrently; register again");
         }
-        if (!tags.SequenceEqual(node.Tags))
-        {
-            await _store.SetTagsAsync(node.Id, tags, cancellationToken).ConfigureAwait(false);
-        }
-        return node with { Hostname = hostname, Tags = tags };
+        var updated = node with { Hostname = hostname, Tags = tags };
+        scope.Bus.Upsert(updated, result.Revision);
+        return updated;
     }
 
-    private static RpcException AuthKeyFailure(string reason, string message) => Failures.Create(StatusCode.PermissionDenied, reason, message);
+    private static CoordinationException AuthKeyFailure(CoordinationErrorCode code, string message) => Failures.Create(code, message);
 
     private static RegisterResponse Response(TailnetBus bus, StoredNode node, StoredTailnet tailnet) => new()
     {

@@ -15,7 +15,10 @@ namespace MeshNet.Coordination.Services;
 /// <summary>
 /// The node API (<c>meshnet.control.v1.Control</c>). Calls other than GetServerInfo arrive
 /// authenticated by <see cref="Auth.NodeProofInterceptor"/>: the request's node key is the
-/// caller's. Map and UpdateEndpoints need a registered node (FailedPrecondition otherwise).
+/// caller's. Map and UpdateEndpoints need a registered node (FailedPrecondition otherwise), and
+/// a server that does not serve the node's tailnet answers with a redirect to the one that does
+/// (<see cref="StatusMapping"/>). A node's live state (online, endpoints, run id) is written
+/// (fenced) before it is published, so that a server taking the tailnet over has it.
 /// </summary>
 internal sealed class ControlService : ControlApi.ControlBase
 {
@@ -59,26 +62,22 @@ internal sealed class ControlService : ControlApi.ControlBase
         RequestValidator.Session(request.Session);
         RequestValidator.Instance(request.Instance);
         var endpoints = RequestValidator.Endpoints(request.Endpoints, "endpoints");
-        StoredNode node;
+        var node = await FindNodeAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
         TailnetBus bus;
         MapStream stream;
-        bool resumed;
-        while (true)
+        AttachKind kind;
+        using (var scope = await RequireScopeAsync(node.Tailnet, context.CancellationToken).ConfigureAwait(false))
         {
-            (node, bus) = await FindNodeAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
-            try
+            bus = scope.Bus;
+            var now = _time.GetUtcNow();
+            if (bus.LiveStateOnAttach(node.Id, request.NodeKey.Span, endpoints, request.Instance, now) is { } live)
             {
-                stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, endpoints, _time.GetUtcNow(), out resumed,
-                    request.Instance);
-                break;
+                await CommitLiveAsync(scope, [live], context.CancellationToken).ConfigureAwait(false);
             }
-            catch (RpcException) when (bus.IsRetired)
-            {
-                // Unloaded between the lookup and the attach: load it afresh.
-            }
+            stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, request.LastRevision, now, out kind);
         }
         _counters.StreamOpened();
-        CoordinationLog.MapStreamOpened(_logger, node.Id, resumed ? "resumed" : "full map");
+        CoordinationLog.MapStreamOpened(_logger, node.Id, kind.ToString());
         try
         {
             await PumpAsync(stream, responseStream, context.CancellationToken).ConfigureAwait(false);
@@ -86,10 +85,9 @@ internal sealed class ControlService : ControlApi.ControlBase
         finally
         {
             _counters.StreamClosed();
-            var now = _time.GetUtcNow();
-            if (bus.Detach(stream, now))
+            if (bus.Detach(stream, _time.GetUtcNow()))
             {
-                await RecordLastSeenAsync(node.Id, now).ConfigureAwait(false);
+                await WriteOfflineAsync(bus, node.Id).ConfigureAwait(false);
             }
             CoordinationLog.MapStreamClosed(_logger, node.Id);
         }
@@ -99,70 +97,89 @@ internal sealed class ControlService : ControlApi.ControlBase
     {
         RequestValidator.NodeKey(request.NodeKey, "node_key");
         var endpoints = RequestValidator.Endpoints(request.Endpoints, "endpoints");
-        var (node, bus) = await FindNodeAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
+        var node = await FindNodeAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
         if (node.KeyExpiry <= _time.GetUtcNow())
         {
             throw Failures.NodeKeyExpired();
         }
-        bus.UpdateEndpoints(node.Id, endpoints);
+        using var scope = await RequireScopeAsync(node.Tailnet, context.CancellationToken).ConfigureAwait(false);
+        if (scope.Bus.LiveStateOnEndpoints(node.Id, endpoints) is { } live)
+        {
+            await CommitLiveAsync(scope, [live], context.CancellationToken).ConfigureAwait(false);
+        }
         return new UpdateEndpointsResponse();
     }
 
-    private async Task<(StoredNode Node, TailnetBus Bus)> FindNodeAsync(ByteString nodeKey, CancellationToken cancellationToken)
-    {
-        var node = await _store.GetNodeByKeyAsync(nodeKey.Memory, cancellationToken).ConfigureAwait(false)
+    private async Task<StoredNode> FindNodeAsync(ByteString nodeKey, CancellationToken cancellationToken) =>
+        await _store.GetNodeByKeyAsync(nodeKey.Memory, cancellationToken).ConfigureAwait(false)
             ?? throw Failures.NotRegistered("the node is not registered: call Register first");
-        var bus = await _hub.GetAsync(node.Tailnet, cancellationToken).ConfigureAwait(false)
-            ?? throw Failures.NotRegistered("the node's tailnet was deleted");
-        return (node, bus);
+
+    private async Task<TailnetWriteScope> RequireScopeAsync(string tailnet, CancellationToken cancellationToken) =>
+        await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotRegistered("the node's tailnet was deleted");
+
+    private async Task CommitLiveAsync(TailnetWriteScope scope, IReadOnlyList<NodeLiveState> states, CancellationToken cancellationToken)
+    {
+        var result = await scope.CommitAsync(fence => _store.UpdateLiveStateAsync(fence, states, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (result.IsCommitted)
+        {
+            _counters.LiveStateWritten(result.Value);
+            scope.Bus.ApplyLive(states, result.Revision);
+        }
+    }
+
+    /// <summary>The node's last stream here ended: it goes offline (unless the bus was closed or replaced meanwhile).</summary>
+    private async Task WriteOfflineAsync(TailnetBus bus, ulong nodeId)
+    {
+        try
+        {
+            if (_hub.TryGetLoaded(bus.Tailnet) != bus)
+            {
+                return;
+            }
+            using var scope = await _hub.LockAsync(bus.Tailnet, CancellationToken.None).ConfigureAwait(false);
+            if (scope is null || scope.Bus != bus || bus.LiveStateOffline(nodeId, _time.GetUtcNow()) is not { } offline)
+            {
+                return;
+            }
+            await CommitLiveAsync(scope, [offline], CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            CoordinationLog.LastSeenFailed(_logger, nodeId, exception);
+        }
     }
 
     /// <summary>
-    /// Sends the stream's queue in order until the client leaves or the bus ends the stream,
-    /// in which case the call ends with the bus's reason.
+    /// Sends the stream's queue in order until the client leaves or the bus ends the stream; what
+    /// was queued before the end is still sent (a handover's last messages precede its redirect),
+    /// then the call ends with the bus's reason.
     /// </summary>
     private async Task PumpAsync(MapStream stream, IServerStreamWriter<MapResponse> writer, CancellationToken callToken)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(callToken, stream.Terminated);
         // A write is not canceled by the termination itself (that would abort the HTTP/2 stream
         // and lose the status), but a client that stops reading gets only a grace period.
         using var writes = CancellationTokenSource.CreateLinkedTokenSource(callToken);
         using var grace = stream.Terminated.Register(static state => ((CancellationTokenSource)state!).CancelAfter(WriteGrace), writes);
         try
         {
+            // Ending the stream completes its queue: the loop ends once the queue is drained.
             var reader = stream.Reader;
-            while (await reader.WaitToReadAsync(linked.Token).ConfigureAwait(false))
+            while (await reader.WaitToReadAsync(callToken).ConfigureAwait(false))
             {
                 while (reader.TryRead(out var message))
                 {
                     await writer.WriteAsync(message, writes.Token).ConfigureAwait(false);
-                    if (stream.Terminated.IsCancellationRequested)
-                    {
-                        break;
-                    }
                 }
             }
         }
         catch (OperationCanceledException)
         {
-            // The client left, or the bus ended the stream (its reason follows).
+            // The client left, or stopped reading after the bus ended the stream (its reason follows).
         }
         if (stream.Failure is { } failure && !callToken.IsCancellationRequested)
         {
-            CoordinationLog.MapStreamTerminated(_logger, stream.NodeId, failure.Status.Detail);
+            CoordinationLog.MapStreamTerminated(_logger, stream.NodeId, failure.Message);
             throw failure;
-        }
-    }
-
-    private async Task RecordLastSeenAsync(ulong nodeId, DateTimeOffset now)
-    {
-        try
-        {
-            await _store.SetLastSeenAsync(nodeId, now, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception exception) when (exception is not OutOfMemoryException)
-        {
-            CoordinationLog.LastSeenFailed(_logger, nodeId, exception);
         }
     }
 }

@@ -5,177 +5,162 @@ namespace MeshNet.Coordination.Storage;
 public sealed partial class SqliteCoordinationStore
 {
     /// <inheritdoc />
-    public async Task<NodeInsertResult> InsertNodeAsync(StoredNode node, CancellationToken cancellationToken)
+    public Task<FencedResult<NodeInsertResult>> InsertNodeAsync(TailnetFence fence, StoredNode node, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(node);
+        if (node.Tailnet != fence.Tailnet)
+        {
+            throw new ArgumentException("The node's tailnet must be the fence's.", nameof(node));
+        }
         var ipv4 = node.IPv4.ToString();
         var ipv6 = node.IPv6.ToString();
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        // BEGIN IMMEDIATE: the checks below and the insert see no concurrent writer.
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        if (!await ExistsAsync(connection, transaction, "SELECT 1 FROM tailnets WHERE name = $t;", cancellationToken, ("$t", node.Tailnet)).ConfigureAwait(false))
+        return FencedAsync(fence, ChangeKinds.NodeAdded, async (connection, transaction, revision) =>
         {
-            return new(NodeInsertOutcome.TailnetMissing, null);
-        }
-        if (await ExistsAsync(connection, transaction, "SELECT 1 FROM nodes WHERE node_key = $k;", cancellationToken, ("$k", node.NodeKey)).ConfigureAwait(false))
-        {
-            return new(NodeInsertOutcome.NodeKeyTaken, null);
-        }
-        if (await ExistsAsync(connection, transaction, "SELECT 1 FROM nodes WHERE tailnet = $t AND name = $n;", cancellationToken,
-            ("$t", node.Tailnet), ("$n", node.Name)).ConfigureAwait(false))
-        {
-            return new(NodeInsertOutcome.NameTaken, null);
-        }
-        if (await ExistsAsync(connection, transaction, "SELECT 1 FROM nodes WHERE tailnet = $t AND (ipv4 = $a OR ipv6 = $b);", cancellationToken,
-            ("$t", node.Tailnet), ("$a", ipv4), ("$b", ipv6)).ConfigureAwait(false))
-        {
-            return new(NodeInsertOutcome.AddressTaken, null);
-        }
-        if (node.AuthKeyId is not null)
-        {
-            int counted = await ExecuteAsync(connection, transaction,
-                """
-                UPDATE auth_keys SET uses = uses + 1
-                WHERE id = $id AND tailnet = $t AND revoked = 0 AND expires > $now AND (reusable = 1 OR uses = 0);
-                """, cancellationToken,
-                ("$id", node.AuthKeyId), ("$t", node.Tailnet), ("$now", node.Created.ToUnixTimeMilliseconds())).ConfigureAwait(false);
-            if (counted != 1)
+            if (await ExistsAsync(connection, transaction, "SELECT 1 FROM nodes WHERE node_key = $k;", cancellationToken, ("$k", node.NodeKey)).ConfigureAwait(false))
             {
-                return new(NodeInsertOutcome.AuthKeyUnusable, null);
+                return Refused(NodeInsertOutcome.NodeKeyTaken);
             }
-        }
-        var id = await ScalarAsync(connection, transaction,
-            $"""
-            INSERT INTO nodes (tailnet, node_key, name, hostname, ipv4, ipv6, tags, ephemeral, key_expiry, created, last_seen, auth_key_id, user)
-            VALUES ($t, $k, $n, $h, $a, $b, $tags, $e, $x, $c, $ls, $ak, $user) RETURNING id;
-            """, cancellationToken,
-            ("$t", node.Tailnet), ("$k", node.NodeKey), ("$n", node.Name), ("$h", node.Hostname), ("$a", ipv4), ("$b", ipv6),
-            ("$tags", string.Join(' ', node.Tags)), ("$e", node.Ephemeral), ("$x", node.KeyExpiry.ToUnixTimeMilliseconds()),
-            ("$c", node.Created.ToUnixTimeMilliseconds()), ("$ls", node.LastSeen?.ToUnixTimeMilliseconds()), ("$ak", node.AuthKeyId), ("$user", node.User)).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new(NodeInsertOutcome.Inserted, node with { Id = (ulong)Convert.ToInt64(id, System.Globalization.CultureInfo.InvariantCulture) });
+            if (await ExistsAsync(connection, transaction, "SELECT 1 FROM nodes WHERE tailnet = $t AND name = $n;", cancellationToken,
+                ("$t", node.Tailnet), ("$n", node.Name)).ConfigureAwait(false))
+            {
+                return Refused(NodeInsertOutcome.NameTaken);
+            }
+            if (await ExistsAsync(connection, transaction, "SELECT 1 FROM nodes WHERE tailnet = $t AND (ipv4 = $a OR ipv6 = $b);", cancellationToken,
+                ("$t", node.Tailnet), ("$a", ipv4), ("$b", ipv6)).ConfigureAwait(false))
+            {
+                return Refused(NodeInsertOutcome.AddressTaken);
+            }
+            if (node.AuthKeyId is not null)
+            {
+                int counted = await ExecuteAsync(connection, transaction,
+                    """
+                    UPDATE auth_keys SET uses = uses + 1
+                    WHERE id = $id AND tailnet = $t AND revoked = 0 AND expires > $now AND (reusable = 1 OR uses = 0);
+                    """, cancellationToken,
+                    ("$id", node.AuthKeyId), ("$t", node.Tailnet), ("$now", node.Created.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+                if (counted != 1)
+                {
+                    return Refused(NodeInsertOutcome.AuthKeyUnusable);
+                }
+            }
+            var id = await ScalarAsync(connection, transaction,
+                """
+                INSERT INTO nodes (tailnet, node_key, name, hostname, ipv4, ipv6, tags, ephemeral, key_expiry, created, last_seen, auth_key_id, user,
+                    online, endpoints, instance, revision, tags_revision)
+                VALUES ($t, $k, $n, $h, $a, $b, $tags, $e, $x, $c, $ls, $ak, $user, $on, $ep, $in, $r, $r) RETURNING id;
+                """, cancellationToken,
+                ("$t", node.Tailnet), ("$k", node.NodeKey), ("$n", node.Name), ("$h", node.Hostname), ("$a", ipv4), ("$b", ipv6),
+                ("$tags", string.Join(' ', node.Tags)), ("$e", node.Ephemeral), ("$x", node.KeyExpiry.ToUnixTimeMilliseconds()),
+                ("$c", node.Created.ToUnixTimeMilliseconds()), ("$ls", node.LastSeen?.ToUnixTimeMilliseconds()), ("$ak", node.AuthKeyId), ("$user", node.User),
+                ("$on", node.Online), ("$ep", string.Join(' ', node.Endpoints)), ("$in", node.Instance), ("$r", (long)revision)).ConfigureAwait(false);
+            ulong assigned = (ulong)Convert.ToInt64(id, System.Globalization.CultureInfo.InvariantCulture);
+            var stored = node with { Id = assigned, Revision = revision, TagsRevision = revision };
+            return new WriteStep<NodeInsertResult>(true, new NodeInsertResult(NodeInsertOutcome.Inserted, stored), assigned, node.Name);
+        }, cancellationToken, missingTailnet: new NodeInsertResult(NodeInsertOutcome.TailnetMissing, null));
+
+        static WriteStep<NodeInsertResult> Refused(NodeInsertOutcome outcome) => new(false, new NodeInsertResult(outcome, null));
     }
 
     /// <inheritdoc />
-    public async Task<NodeKeyUpdateOutcome> UpdateNodeKeyAsync(ulong id, ReadOnlyMemory<byte> expectedOldKey, ReadOnlyMemory<byte> newKey,
-        DateTimeOffset keyExpiry, string? authKeyId, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<FencedResult<NodeKeyUpdateOutcome>> UpdateNodeKeyAsync(TailnetFence fence, ulong id, ReadOnlyMemory<byte> expectedOldKey,
+        ReadOnlyMemory<byte> newKey, DateTimeOffset keyExpiry, string? authKeyId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var newKeyBytes = newKey.ToArray();
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        if (await ExistsAsync(connection, transaction, "SELECT 1 FROM nodes WHERE node_key = $k;", cancellationToken, ("$k", newKeyBytes)).ConfigureAwait(false))
+        var oldKeyBytes = expectedOldKey.ToArray();
+        return FencedAsync(fence, ChangeKinds.NodeKeyRotated, async (connection, transaction, revision) =>
         {
-            return NodeKeyUpdateOutcome.NodeKeyTaken;
-        }
-        int updated = await ExecuteAsync(connection, transaction, "UPDATE nodes SET node_key = $k, key_expiry = $x WHERE id = $id AND node_key = $old;",
-            cancellationToken, ("$k", newKeyBytes), ("$x", keyExpiry.ToUnixTimeMilliseconds()), ("$id", (long)id), ("$old", expectedOldKey.ToArray())).ConfigureAwait(false);
-        if (updated != 1)
-        {
-            return NodeKeyUpdateOutcome.NodeMissing;
-        }
-        if (authKeyId is not null)
-        {
-            int counted = await ExecuteAsync(connection, transaction,
-                """
-                UPDATE auth_keys SET uses = uses + 1
-                WHERE id = $ak AND tailnet = (SELECT tailnet FROM nodes WHERE id = $id)
-                  AND revoked = 0 AND expires > $now AND (reusable = 1 OR uses = 0);
-                """, cancellationToken,
-                ("$ak", authKeyId), ("$id", (long)id), ("$now", now.ToUnixTimeMilliseconds())).ConfigureAwait(false);
-            if (counted != 1)
+            if (await ExistsAsync(connection, transaction, "SELECT 1 FROM nodes WHERE node_key = $k;", cancellationToken, ("$k", newKeyBytes)).ConfigureAwait(false))
             {
-                return NodeKeyUpdateOutcome.AuthKeyUnusable; // disposing the transaction rolls the key change back
+                return new WriteStep<NodeKeyUpdateOutcome>(false, NodeKeyUpdateOutcome.NodeKeyTaken);
             }
-        }
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return NodeKeyUpdateOutcome.Updated;
+            int updated = await ExecuteAsync(connection, transaction,
+                "UPDATE nodes SET node_key = $k, key_expiry = $x, revision = $r WHERE id = $id AND tailnet = $t AND node_key = $old;",
+                cancellationToken, ("$k", newKeyBytes), ("$x", keyExpiry.ToUnixTimeMilliseconds()), ("$id", (long)id), ("$t", fence.Tailnet),
+                ("$old", oldKeyBytes), ("$r", (long)revision)).ConfigureAwait(false);
+            if (updated != 1)
+            {
+                return new WriteStep<NodeKeyUpdateOutcome>(false, NodeKeyUpdateOutcome.NodeMissing);
+            }
+            if (authKeyId is not null)
+            {
+                int counted = await ExecuteAsync(connection, transaction,
+                    """
+                    UPDATE auth_keys SET uses = uses + 1
+                    WHERE id = $ak AND tailnet = $t AND revoked = 0 AND expires > $now AND (reusable = 1 OR uses = 0);
+                    """, cancellationToken,
+                    ("$ak", authKeyId), ("$t", fence.Tailnet), ("$now", now.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+                if (counted != 1)
+                {
+                    return new WriteStep<NodeKeyUpdateOutcome>(false, NodeKeyUpdateOutcome.AuthKeyUnusable); // rolled back
+                }
+            }
+            return new WriteStep<NodeKeyUpdateOutcome>(true, NodeKeyUpdateOutcome.Updated, id, authKeyId ?? "");
+        }, cancellationToken, missingTailnet: NodeKeyUpdateOutcome.NodeMissing);
     }
 
     /// <inheritdoc />
-    public Task<bool> SetKeyExpiryAsync(ulong id, DateTimeOffset keyExpiry, CancellationToken cancellationToken) =>
-        UpdateOneAsync("UPDATE nodes SET key_expiry = $v WHERE id = $id;", id, keyExpiry.ToUnixTimeMilliseconds(), cancellationToken);
-
-    /// <inheritdoc />
-    public Task<bool> SetHostnameAsync(ulong id, string hostname, CancellationToken cancellationToken) =>
-        UpdateOneAsync("UPDATE nodes SET hostname = $v WHERE id = $id;", id, hostname, cancellationToken);
-
-    /// <inheritdoc />
-    public Task<bool> SetTagsAsync(ulong id, IReadOnlyList<string> tags, CancellationToken cancellationToken) =>
-        UpdateOneAsync("UPDATE nodes SET tags = $v WHERE id = $id;", id, string.Join(' ', tags), cancellationToken);
-
-    /// <inheritdoc />
-    public Task<bool> SetLastSeenAsync(ulong id, DateTimeOffset lastSeen, CancellationToken cancellationToken) =>
-        UpdateOneAsync("UPDATE nodes SET last_seen = $v WHERE id = $id;", id, lastSeen.ToUnixTimeMilliseconds(), cancellationToken);
-
-    /// <inheritdoc />
-    public async Task<bool> DeleteNodeAsync(ulong id, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null, "DELETE FROM nodes WHERE id = $id;", cancellationToken, ("$id", (long)id)).ConfigureAwait(false) == 1;
-    }
-
-    private async Task<bool> UpdateOneAsync(string sql, ulong id, object value, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null, sql, cancellationToken, ("$id", (long)id), ("$v", value)).ConfigureAwait(false) == 1;
-    }
-
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(_connectionString);
-        try
+    public Task<FencedResult<bool>> SetKeyExpiryAsync(TailnetFence fence, ulong id, DateTimeOffset keyExpiry, CancellationToken cancellationToken) =>
+        FencedAsync(fence, ChangeKinds.NodeKeyExpiry, async (connection, transaction, revision) =>
         {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            return connection;
-        }
-        catch
+            bool updated = await ExecuteAsync(connection, transaction, "UPDATE nodes SET key_expiry = $v, revision = $r WHERE id = $id AND tailnet = $t;",
+                cancellationToken, ("$v", keyExpiry.ToUnixTimeMilliseconds()), ("$r", (long)revision), ("$id", (long)id), ("$t", fence.Tailnet))
+                .ConfigureAwait(false) == 1;
+            return new WriteStep<bool>(updated, updated, id);
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<FencedResult<bool>> UpdateNodeAsync(TailnetFence fence, ulong id, string hostname, IReadOnlyList<string> tags,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(hostname);
+        ArgumentNullException.ThrowIfNull(tags);
+        var tagText = string.Join(' ', tags);
+        return FencedAsync(fence, ChangeKinds.NodeUpdated, async (connection, transaction, revision) =>
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+            bool updated = await ExecuteAsync(connection, transaction,
+                """
+                UPDATE nodes SET hostname = $h, tags_revision = CASE WHEN tags = $g THEN tags_revision ELSE $r END, tags = $g, revision = $r
+                WHERE id = $id AND tailnet = $t;
+                """, cancellationToken, ("$h", hostname), ("$g", tagText), ("$r", (long)revision), ("$id", (long)id), ("$t", fence.Tailnet))
+                .ConfigureAwait(false) == 1;
+            return new WriteStep<bool>(updated, updated, id);
+        }, cancellationToken);
     }
 
-    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql, (string Name, object? Value)[] parameters)
+    /// <inheritdoc />
+    public Task<FencedResult<int>> UpdateLiveStateAsync(TailnetFence fence, IReadOnlyList<NodeLiveState> states, CancellationToken cancellationToken)
     {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.Transaction = transaction;
-        foreach (var (name, value) in parameters)
+        ArgumentNullException.ThrowIfNull(states);
+        return FencedAsync(fence, ChangeKinds.LiveState, async (connection, transaction, revision) =>
         {
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        }
-        return command;
+            int written = 0;
+            ulong single = 0;
+            foreach (var state in states)
+            {
+                int updated = await ExecuteAsync(connection, transaction,
+                    """
+                    UPDATE nodes SET online = $on, endpoints = $ep, instance = $in, last_seen = COALESCE($ls, last_seen), revision = $r
+                    WHERE id = $id AND tailnet = $t;
+                    """, cancellationToken, ("$on", state.Online), ("$ep", string.Join(' ', state.Endpoints)), ("$in", state.Instance),
+                    ("$ls", state.LastSeen?.ToUnixTimeMilliseconds()), ("$r", (long)revision), ("$id", (long)state.NodeId), ("$t", fence.Tailnet))
+                    .ConfigureAwait(false);
+                if (updated == 1)
+                {
+                    written++;
+                    single = state.NodeId;
+                }
+            }
+            return new WriteStep<int>(written > 0, written, written == 1 ? single : 0,
+                written.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }, cancellationToken);
     }
 
-    private static async Task<int> ExecuteAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken,
-        params (string Name, object? Value)[] parameters)
-    {
-        await using var command = Command(connection, transaction, sql, parameters);
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static async Task<object?> ScalarAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken,
-        params (string Name, object? Value)[] parameters)
-    {
-        await using var command = Command(connection, transaction, sql, parameters);
-        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static async Task<bool> ExistsAsync(SqliteConnection connection, SqliteTransaction transaction, string sql, CancellationToken cancellationToken,
-        params (string Name, object? Value)[] parameters) =>
-        await ScalarAsync(connection, transaction, sql, cancellationToken, parameters).ConfigureAwait(false) is not null;
-
-    private async Task<IReadOnlyList<T>> QueryAsync<T>(string sql, Func<SqliteDataReader, T> read, CancellationToken cancellationToken,
-        params (string Name, object? Value)[] parameters)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = Command(connection, null, sql, parameters);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var list = new List<T>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+    /// <inheritdoc />
+    public Task<FencedResult<bool>> DeleteNodeAsync(TailnetFence fence, ulong id, CancellationToken cancellationToken) =>
+        FencedAsync(fence, ChangeKinds.NodeRemoved, async (connection, transaction, revision) =>
         {
-            list.Add(read(reader));
-        }
-        return list;
-    }
+            bool deleted = await ExecuteAsync(connection, transaction, "DELETE FROM nodes WHERE id = $id AND tailnet = $t;", cancellationToken,
+                ("$id", (long)id), ("$t", fence.Tailnet)).ConfigureAwait(false) == 1;
+            return new WriteStep<bool>(deleted, deleted, id);
+        }, cancellationToken);
 }

@@ -3,7 +3,7 @@ namespace MeshNet.Coordination.Storage;
 /// <summary>
 /// The schema of <see cref="SqliteCoordinationStore"/> as an ordered list of migrations. A
 /// migration is never edited once released: changes are new entries with the next version.
-/// Times are unix milliseconds; tags are space-separated (tags contain no spaces).
+/// Times are unix milliseconds; tags and endpoints are space-separated (neither contains spaces).
 /// </summary>
 internal static class SqliteMigrations
 {
@@ -66,6 +66,90 @@ internal static class SqliteMigrations
                 text TEXT NOT NULL,
                 version INTEGER NOT NULL,
                 updated INTEGER NOT NULL
+            );
+            """),
+        (4, """
+            ALTER TABLE nodes ADD COLUMN online INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE nodes ADD COLUMN endpoints TEXT NOT NULL DEFAULT '';
+            ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+            ALTER TABLE nodes ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE nodes ADD COLUMN tags_revision INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE policies ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE tailnet_leases (
+                tailnet TEXT PRIMARY KEY REFERENCES tailnets(name) ON DELETE CASCADE,
+                owner TEXT,
+                owner_instance TEXT,
+                epoch INTEGER NOT NULL DEFAULT 0,
+                expires_at INTEGER NOT NULL DEFAULT 0,
+                revision INTEGER NOT NULL DEFAULT 0,
+                log_floor INTEGER NOT NULL DEFAULT 0,
+                granted_at INTEGER,
+                renewed_at INTEGER,
+                renewed_since_grant INTEGER NOT NULL DEFAULT 0,
+                moved_at INTEGER,
+                strike_at INTEGER,
+                quarantined INTEGER NOT NULL DEFAULT 0,
+                quarantine_reason TEXT NOT NULL DEFAULT ''
+            );
+            INSERT INTO tailnet_leases (tailnet) SELECT name FROM tailnets;
+            CREATE TABLE tailnet_changes (
+                tailnet TEXT NOT NULL REFERENCES tailnets(name) ON DELETE CASCADE,
+                revision INTEGER NOT NULL,
+                epoch INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                node_id INTEGER NOT NULL,
+                detail TEXT NOT NULL,
+                idempotency_key TEXT,
+                committed_at INTEGER NOT NULL,
+                PRIMARY KEY (tailnet, revision)
+            );
+            CREATE UNIQUE INDEX tailnet_changes_idempotency ON tailnet_changes(tailnet, idempotency_key) WHERE idempotency_key IS NOT NULL;
+            CREATE INDEX tailnet_changes_committed ON tailnet_changes(committed_at);
+            CREATE TABLE coordination_servers (
+                id TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                instance TEXT NOT NULL,
+                started_at INTEGER NOT NULL,
+                heartbeat_at INTEGER NOT NULL,
+                draining INTEGER NOT NULL DEFAULT 0,
+                load TEXT NOT NULL DEFAULT '',
+                stopped INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE TABLE cluster_roles (
+                role TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                owner_instance TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            );
+            CREATE TABLE cluster_settings (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            );
+            CREATE TABLE coordination_incidents (
+                id TEXT PRIMARY KEY,
+                cause TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                started_at INTEGER NOT NULL,
+                tailnets_total INTEGER NOT NULL,
+                nodes_total INTEGER NOT NULL
+            );
+            CREATE INDEX coordination_incidents_started ON coordination_incidents(started_at);
+            CREATE TABLE coordination_incident_tailnets (
+                incident_id TEXT NOT NULL REFERENCES coordination_incidents(id) ON DELETE CASCADE,
+                tailnet TEXT NOT NULL,
+                server TEXT NOT NULL,
+                epoch INTEGER NOT NULL,
+                detect_ms INTEGER NOT NULL,
+                nodes_affected INTEGER NOT NULL,
+                nodes_resumed INTEGER NOT NULL,
+                gap_node_seconds REAL NOT NULL,
+                median_gap_ms INTEGER NOT NULL,
+                max_gap_ms INTEGER NOT NULL,
+                mitigate_ms INTEGER,
+                refused_writes INTEGER NOT NULL,
+                severity TEXT NOT NULL,
+                closed INTEGER NOT NULL,
+                PRIMARY KEY (incident_id, tailnet)
             );
             """),
     ];

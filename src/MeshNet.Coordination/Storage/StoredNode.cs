@@ -3,8 +3,10 @@ using System.Net;
 namespace MeshNet.Coordination.Storage;
 
 /// <summary>
-/// A node as stored: the durable part of its record. Endpoints and online state are live data
-/// and stay in memory. Byte arrays compare by reference in the record's equality.
+/// A node as stored. Byte arrays and lists compare by reference in the record's equality. The
+/// live part (<see cref="Online"/>, <see cref="Endpoints"/>, <see cref="Instance"/>,
+/// <see cref="LastSeen"/>) is written by the tailnet's owner in batches
+/// (<see cref="ICoordinationStore.UpdateLiveStateAsync"/>), the rest by the writes that change it.
 /// </summary>
 /// <param name="Id">Unique across the server, assigned by the store, never reused.</param>
 /// <param name="Tailnet">The tailnet it belongs to.</param>
@@ -34,4 +36,23 @@ public sealed record StoredNode(
     DateTimeOffset Created,
     DateTimeOffset? LastSeen,
     string? AuthKeyId,
-    string User = "");
+    string User = "")
+{
+    /// <summary>True while the node has a map stream on the tailnet's owner.</summary>
+    public bool Online { get; init; }
+
+    /// <summary>The node's WireGuard endpoints, most preferred first.</summary>
+    public IReadOnlyList<string> Endpoints { get; init; } = [];
+
+    /// <summary>The id of the node's current run (empty: unknown).</summary>
+    public string Instance { get; init; } = "";
+
+    /// <summary>The tailnet revision of the last write that changed this node (0: none since the schema had revisions).</summary>
+    public ulong Revision { get; init; }
+
+    /// <summary>
+    /// The tailnet revision of the last write that changed what the policy matches on this node
+    /// (its tags; set when it joined).
+    /// </summary>
+    public ulong TagsRevision { get; init; }
+}

@@ -16,6 +16,12 @@ internal sealed class MapStreamReader : IDisposable
 
     public ulong LastSequence { get; private set; }
 
+    /// <summary>The tailnet revision of the last message read.</summary>
+    public ulong LastRevision { get; private set; }
+
+    /// <summary>The highest epoch read.</summary>
+    public ulong Epoch { get; private set; }
+
     public async Task<MapResponse> NextAsync()
     {
         using var timeout = new CancellationTokenSource(Timeout);
@@ -26,6 +32,9 @@ internal sealed class MapStreamReader : IDisposable
         var message = Call.ResponseStream.Current;
         message.Sequence.Should().BeGreaterThan(LastSequence, "sequences are strictly increasing");
         LastSequence = message.Sequence;
+        message.Epoch.Should().BeGreaterThanOrEqualTo(Epoch, "a stream never goes back to an older epoch");
+        Epoch = message.Epoch;
+        LastRevision = message.Revision;
         if (message.Session.Length > 0)
         {
             Session = message.Session;

@@ -55,9 +55,12 @@ internal sealed class NodeClient : IDisposable
         return (rotated, await rotated.RegisterAsync(request));
     }
 
-    public MapStreamReader Map(string session = "", ulong lastSequence = 0, params string[] endpoints)
+    public MapStreamReader Map(string session = "", ulong lastSequence = 0, params string[] endpoints) => Map(session, lastSequence, 0, endpoints);
+
+    /// <summary>Opens a map stream resuming from a session, its last sequence and the tailnet revision last applied.</summary>
+    public MapStreamReader Map(string session, ulong lastSequence, ulong lastRevision, params string[] endpoints)
     {
-        var request = new MapRequest { NodeKey = Node.PublicKeyBytes, Session = session, LastSequence = lastSequence };
+        var request = new MapRequest { NodeKey = Node.PublicKeyBytes, Session = session, LastSequence = lastSequence, LastRevision = lastRevision };
         request.Endpoints.Add(endpoints);
         return new MapStreamReader(Client.Map(request, Sign("Map", request)));
     }

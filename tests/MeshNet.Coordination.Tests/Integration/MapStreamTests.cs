@@ -93,14 +93,14 @@ public sealed class MapStreamTests
     }
 
     [Fact]
-    public async Task AResumeAfterTheRetentionTimeGetsAFullNetmap()
+    public async Task AResumeAfterTheRetentionTimeIsCaughtUpFromTheChangeLogOrGetsAFullNetmapWithoutARevision()
     {
         await using var harness = await CoordinationHarness.StartAsync(options => options.MapSessionRetention = TimeSpan.FromMinutes(2));
         var key = await harness.TailnetWithKeyAsync("acme");
         var (alice, _) = await harness.JoinAsync(key, "alice");
         var aliceMap = alice.Map();
         await aliceMap.NextAsync();
-        var (session, applied) = (aliceMap.Session, aliceMap.LastSequence);
+        var (session, applied, revision) = (aliceMap.Session, aliceMap.LastSequence, aliceMap.LastRevision);
         aliceMap.Dispose();
         await WaitUntilAsync(() => harness.Server.Counters.MapStreamsActive == 0);
 
@@ -108,10 +108,31 @@ public sealed class MapStreamTests
         await harness.RunMaintenanceAsync();
         var hub = harness.Server.Services.GetRequiredService<Bus.TailnetHub>();
         hub.TryGetLoaded("acme").Should().BeNull("a bus without sessions is unloaded");
-        using var again = alice.Map(session, applied);
-        var first = await again.NextAsync();
-        first.BodyCase.Should().Be(MapResponse.BodyOneofCase.Full);
-        first.Session.Should().NotBe(session);
+        var (bob, bobSelf) = await harness.JoinAsync(key, "bob");
+        long fullMaps = harness.Server.Counters.FullMapsSent;
+
+        // The reloaded bus has no session: it adopts alice's and catches her up from her revision.
+        using (var again = alice.Map(session, applied, revision))
+        {
+            var first = await again.NextAsync();
+            first.BodyCase.Should().Be(MapResponse.BodyOneofCase.Delta);
+            first.Session.Should().Be(session);
+            first.Sequence.Should().Be(applied + 1, "the sequence continues");
+            first.Delta.PeersChanged.Single().Id.Should().Be(bobSelf.Self.Id);
+            harness.Server.Counters.FullMapsSent.Should().Be(fullMaps);
+            applied = first.Sequence;
+        }
+        await WaitUntilAsync(() => harness.Server.Counters.MapStreamsActive == 0);
+
+        // Without a revision (an older client) the same session continues with a full netmap.
+        harness.Clock.Advance(TimeSpan.FromMinutes(3));
+        await harness.RunMaintenanceAsync();
+        using var plain = alice.Map(session, applied);
+        var full = await plain.NextAsync();
+        full.BodyCase.Should().Be(MapResponse.BodyOneofCase.Full);
+        full.Session.Should().Be(session);
+        full.Sequence.Should().Be(applied + 1);
+        _ = bob;
     }
 
     [Fact]

@@ -1,7 +1,6 @@
-using Grpc.Core;
 using MeshNet.Control.V1;
+using MeshNet.Coordination.Bus;
 using MeshNet.Coordination.Tests.Infrastructure;
-using MeshNet.Protocol;
 
 namespace MeshNet.Coordination.Tests.Unit;
 
@@ -14,7 +13,7 @@ public sealed class TailnetBusTests
         var fixture = new BusFixture(nodes: 0);
         foreach (ulong id in new ulong[] { 7, 3, 11, 1 })
         {
-            fixture.Bus.Upsert(fixture.Stored(id));
+            fixture.Upsert(id);
         }
         var stream = fixture.Attach(3, endpoints: "192.0.2.1:41641");
         var messages = BusFixture.Drain(stream);
@@ -39,33 +38,33 @@ public sealed class TailnetBusTests
         var fixture = new BusFixture(nodes: 2);
         var first = fixture.Attach(1);
         BusFixture.Drain(first);
-        var second = fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-a");
+        var second = fixture.Attach(2, instance: "run-a");
         BusFixture.Drain(second).Single().Full.Self.Instance.Should().Be("run-a");
         BusFixture.Drain(first).Single().Delta.Patches.Single().Instance.Should().Be("run-a");
 
         // The same run reconnects (a control hiccup): online again, no new run id.
-        fixture.Bus.Detach(second, fixture.Now);
+        fixture.Detach(second);
         BusFixture.Drain(first).Single().Delta.Patches.Single().Online.Should().BeFalse();
-        var again = fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-a");
+        var again = fixture.Attach(2, instance: "run-a");
         BusFixture.Drain(again);
         var patch = BusFixture.Drain(first).Single().Delta.Patches.Single();
         patch.Online.Should().BeTrue();
         patch.Instance.Should().BeEmpty("the run did not change");
 
         // A restart: a new run id.
-        fixture.Bus.Detach(again, fixture.Now);
+        fixture.Detach(again);
         BusFixture.Drain(first);
-        var restarted = fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-b");
+        var restarted = fixture.Attach(2, instance: "run-b");
         BusFixture.Drain(restarted);
         BusFixture.Drain(first).Single().Delta.Patches.Single().Instance.Should().Be("run-b");
 
         // A re-registration (new hostname or tags) rewrites the record: the run id is kept, or
         // the peers would compare the next one against "" and miss a restart.
-        fixture.Bus.Upsert(fixture.Stored(2));
+        fixture.Upsert(2);
         BusFixture.Drain(first).Single().Delta.PeersChanged.Single().Instance.Should().Be("run-b");
-        fixture.Bus.Detach(restarted, fixture.Now);
+        fixture.Detach(restarted);
         BusFixture.Drain(first);
-        BusFixture.Drain(fixture.Bus.Attach(2, fixture.KeyOf(2), "", 0, [], fixture.Now, out _, instance: "run-c"));
+        BusFixture.Drain(fixture.Attach(2, instance: "run-c"));
         BusFixture.Drain(first).Single().Delta.Patches.Single().Instance.Should().Be("run-c");
     }
 
@@ -76,7 +75,7 @@ public sealed class TailnetBusTests
         var streams = fixture.AttachAll(3); // node 4 is registered but offline
 
         // Join.
-        fixture.Bus.Upsert(fixture.Stored(5));
+        fixture.Upsert(5);
         AssertOneDeltaEach(streams, except: null, delta => delta.PeersChanged.Should().ContainSingle(node => node.Id == 5));
 
         // Online (with endpoints) when node 4 connects: the others get a patch, node 4 its full map.
@@ -93,15 +92,15 @@ public sealed class TailnetBusTests
         streams.Add(fourth);
 
         // Endpoint change of node 2: everyone but node 2.
-        fixture.Bus.UpdateEndpoints(2, ["203.0.113.2:1234"]).Should().BeTrue();
-        fixture.Bus.UpdateEndpoints(2, ["203.0.113.2:1234"]).Should().BeFalse("the same endpoints are no change");
+        fixture.UpdateEndpoints(2, "203.0.113.2:1234").Should().BeTrue();
+        fixture.UpdateEndpoints(2, "203.0.113.2:1234").Should().BeFalse("the same endpoints are no change");
         AssertOneDeltaEach(streams, except: 2, delta => delta.Patches.Single().Endpoints.Values.Should().Equal("203.0.113.2:1234"));
         BusFixture.Drain(streams[1]).Should().BeEmpty();
 
         // Rotation of node 1: peers get the new key, node 1 its own record.
         var newKey = new byte[32];
         newKey[0] = 9;
-        fixture.Bus.RotateKey(1, newKey, fixture.Now.AddDays(10));
+        fixture.Bus.RotateKey(1, newKey, fixture.Now.AddDays(10), fixture.NextRevision());
         AssertOneDeltaEach(streams, except: 1, delta =>
         {
             delta.Patches.Single().NodeKey.ToByteArray().Should().Equal(newKey);
@@ -111,7 +110,7 @@ public sealed class TailnetBusTests
 
         // Offline: node 3's stream ends.
         fixture.Clock.Advance(TimeSpan.FromSeconds(5));
-        fixture.Bus.Detach(streams[2], fixture.Now).Should().BeTrue();
+        fixture.Detach(streams[2]).Should().BeTrue();
         var remaining = new List<Infrastructure.MapStreamRef> { new(streams[0], 1), new(streams[1], 2), new(streams[3], 4) };
         foreach (var item in remaining)
         {
@@ -122,7 +121,7 @@ public sealed class TailnetBusTests
         }
 
         // Leave: node 5 removed.
-        fixture.Bus.Remove(5, new RpcException(Status.DefaultCancelled)).Should().BeTrue();
+        fixture.Bus.Remove(5, fixture.NextRevision(), Validation.Failures.NotRegistered("removed")).Should().BeTrue();
         foreach (var item in remaining)
         {
             BusFixture.Drain(item.Stream).Single().Delta.PeersRemoved.Should().Equal(5UL);
@@ -139,7 +138,7 @@ public sealed class TailnetBusTests
         var streams = fixture.AttachAll(size);
         long before = fixture.Counters.MapMessagesQueued;
 
-        fixture.Bus.UpdateEndpoints(1, ["192.0.2.1:1"]);
+        fixture.UpdateEndpoints(1, "192.0.2.1:1");
 
         (fixture.Counters.MapMessagesQueued - before).Should().Be(size - 1);
         BusFixture.Drain(streams[0]).Should().BeEmpty();
@@ -154,7 +153,7 @@ public sealed class TailnetBusTests
     {
         var fixture = new BusFixture(nodes: 3);
         var streams = fixture.AttachAll(3);
-        fixture.Bus.UpdateEndpoints(1, ["192.0.2.1:1"]);
+        fixture.UpdateEndpoints(1, "192.0.2.1:1");
         var second = BusFixture.Drain(streams[1]).Single();
         var third = BusFixture.Drain(streams[2]).Single();
         second.Delta.Should().BeSameAs(third.Delta);
@@ -166,19 +165,19 @@ public sealed class TailnetBusTests
     {
         var fixture = new BusFixture(nodes: 3);
         var streams = fixture.AttachAll(3);
-        fixture.Bus.UpdateEndpoints(2, ["192.0.2.2:1"]);
+        fixture.UpdateEndpoints(2, "192.0.2.2:1");
         // Node 1 saw nodes 2 and 3 come online (2, 3), then the endpoints (4).
         var applied = BusFixture.Drain(streams[0]).Last();
         applied.Sequence.Should().Be(4);
 
         // Node 1 disconnects; changes happen while it is away.
         fixture.Bus.Detach(streams[0], fixture.Now);
-        fixture.Bus.UpdateEndpoints(2, ["192.0.2.2:2"]);
-        fixture.Bus.UpdateEndpoints(3, ["192.0.2.3:3"]);
+        fixture.UpdateEndpoints(2, "192.0.2.2:2");
+        fixture.UpdateEndpoints(3, "192.0.2.3:3");
         var handle = SessionOf(fixture, 1);
 
-        var resumed = fixture.Bus.Attach(1, fixture.KeyOf(1), handle, applied.Sequence, [], fixture.Now, out bool wasResumed);
-        wasResumed.Should().BeTrue();
+        var resumed = fixture.Attach(1, handle, applied.Sequence);
+        fixture.LastKind.Should().Be(AttachKind.Replayed);
         var replay = BusFixture.Drain(resumed);
         replay.Select(message => message.Sequence).Should().Equal(5UL, 6UL);
         replay.Should().OnlyContain(message => message.BodyCase == MapResponse.BodyOneofCase.Delta);
@@ -189,8 +188,8 @@ public sealed class TailnetBusTests
 
         // Nothing missed: a keep-alive confirms the session, still no full netmap.
         fixture.Bus.Detach(resumed, fixture.Now);
-        var again = fixture.Bus.Attach(1, fixture.KeyOf(1), handle, 6, [], fixture.Now, out wasResumed);
-        wasResumed.Should().BeTrue();
+        var again = fixture.Attach(1, handle, 6);
+        fixture.LastKind.Should().Be(AttachKind.Replayed);
         var confirm = BusFixture.Drain(again).Single();
         confirm.BodyCase.Should().Be(MapResponse.BodyOneofCase.KeepAlive);
         confirm.Session.Should().Be(handle);
@@ -198,7 +197,7 @@ public sealed class TailnetBusTests
     }
 
     [Fact]
-    public void ResumeFromBeyondTheReplayBufferGetsAFullNetmapWithIncreasingSequence()
+    public void ResumeFromBeyondTheReplayBufferAndTheLogGetsAFullNetmapWithIncreasingSequence()
     {
         var fixture = new BusFixture(nodes: 2, replay: 4);
         var streams = fixture.AttachAll(2);
@@ -206,11 +205,12 @@ public sealed class TailnetBusTests
         fixture.Bus.Detach(streams[0], fixture.Now);
         for (int i = 1; i <= 6; i++)
         {
-            fixture.Bus.UpdateEndpoints(2, [$"192.0.2.2:{i}"]);
+            fixture.UpdateEndpoints(2, $"192.0.2.2:{i}");
         }
 
-        var stream = fixture.Bus.Attach(1, fixture.KeyOf(1), handle, 1, [], fixture.Now, out bool resumed);
-        resumed.Should().BeFalse();
+        // No revision given (an old client): the change log cannot tell what it missed.
+        var stream = fixture.Attach(1, handle, 1);
+        fixture.LastKind.Should().Be(AttachKind.Full);
         var full = BusFixture.Drain(stream).Single();
         full.BodyCase.Should().Be(MapResponse.BodyOneofCase.Full);
         // 1 full netmap, 2 node 2 online, 3..8 the changes while away: the session's sequence continues.
@@ -219,21 +219,21 @@ public sealed class TailnetBusTests
     }
 
     [Fact]
-    public void UnknownSessionGetsANewSessionAndAResumePointAheadOfTheSessionIsInvalid()
+    public void ANewStreamGetsANewSessionAndAResumePointAheadOfTheSessionIsInvalid()
     {
         var fixture = new BusFixture(nodes: 2);
         var streams = fixture.AttachAll(2);
         var handle = SessionOf(fixture, 1);
 
-        var fresh = fixture.Bus.Attach(1, fixture.KeyOf(1), "not-a-session", 40, [], fixture.Now, out bool resumed);
-        resumed.Should().BeFalse();
+        var fresh = fixture.Attach(1, "not-a-session", 0);
+        fixture.LastKind.Should().Be(AttachKind.Full);
         var full = BusFixture.Drain(fresh).Single();
         full.Full.Should().NotBeNull();
         full.Sequence.Should().Be(1);
         full.Session.Should().NotBe(handle);
 
-        var act = () => fixture.Bus.Attach(1, fixture.KeyOf(1), full.Session, 99, [], fixture.Now, out _);
-        act.Should().Throw<RpcException>().Which.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        var act = () => fixture.Attach(1, full.Session, 99);
+        act.Should().Throw<CoordinationException>().Which.ErrorCode.Should().Be(CoordinationErrorCode.InvalidRequest);
         streams.Should().HaveCount(2);
     }
 
@@ -245,9 +245,9 @@ public sealed class TailnetBusTests
         var second = fixture.Attach(1);
         BusFixture.Drain(second).Single().Full.Should().NotBeNull();
 
-        streams[0].Failure!.StatusCode.Should().Be(StatusCode.Aborted);
+        streams[0].Failure!.ErrorCode.Should().Be(CoordinationErrorCode.Conflict);
         streams[0].Terminated.IsCancellationRequested.Should().BeTrue();
-        fixture.Bus.Detach(streams[0], fixture.Now).Should().BeFalse("the replaced stream no longer speaks for the node");
+        fixture.Detach(streams[0]).Should().BeFalse("the replaced stream no longer speaks for the node");
         BusFixture.Drain(streams[1]).Should().BeEmpty("node 1 never went offline");
         fixture.Bus.IsOnline(1).Should().BeTrue();
     }
@@ -260,15 +260,15 @@ public sealed class TailnetBusTests
         var handle = SessionOf(fixture, 1);
         for (int i = 1; i <= 30; i++)
         {
-            fixture.Bus.UpdateEndpoints(2, [$"192.0.2.2:{i}"]);
+            fixture.UpdateEndpoints(2, $"192.0.2.2:{i}");
         }
-        streams[0].Failure!.StatusCode.Should().Be(StatusCode.Unavailable);
+        streams[0].Failure!.ErrorCode.Should().Be(CoordinationErrorCode.Unavailable);
         fixture.Counters.SlowStreamsDropped.Should().Be(1);
 
         // The client read some before it fell behind; it resumes from there or gets a full map.
         fixture.Bus.Detach(streams[0], fixture.Now);
-        var stream = fixture.Bus.Attach(1, fixture.KeyOf(1), handle, 25, [], fixture.Now, out bool resumed);
-        resumed.Should().BeTrue();
+        var stream = fixture.Attach(1, handle, 25);
+        fixture.LastKind.Should().Be(AttachKind.Replayed);
         // Sequences: 1 full netmap, 2 node 2 online, 3..32 the endpoint changes.
         BusFixture.Drain(stream).Select(message => message.Sequence).Should().Equal(26UL, 27UL, 28UL, 29UL, 30UL, 31UL, 32UL);
     }
@@ -296,7 +296,7 @@ public sealed class TailnetBusTests
         gaps.Distinct().Count().Should().BeGreaterThan(1, "the interval is jittered");
         fixture.Counters.KeepAlivesQueued.Should().Be(arrivals.Count);
 
-        fixture.Bus.Detach(stream, fixture.Now);
+        fixture.Detach(stream);
         fixture.Clock.Advance(TimeSpan.FromMinutes(5));
         BusFixture.Drain(stream).Should().BeEmpty("a closed stream gets no keep-alives");
     }
@@ -308,13 +308,11 @@ public sealed class TailnetBusTests
         var streams = fixture.AttachAll(2);
         fixture.Bus.SetKeyExpiry(1, fixture.Now, fixture.Now);
 
-        var failure = streams[0].Failure!;
-        failure.StatusCode.Should().Be(StatusCode.PermissionDenied);
-        failure.Trailers.GetValue(ControlErrors.TrailerKey).Should().Be(ControlErrors.NodeKeyExpired);
+        streams[0].Failure!.ErrorCode.Should().Be(CoordinationErrorCode.NodeKeyExpired);
         BusFixture.Drain(streams[1]).Single().Delta.Patches.Single().KeyExpiry.ToDateTimeOffset().Should().Be(fixture.Now);
 
         var act = () => fixture.Attach(1);
-        act.Should().Throw<RpcException>().Which.Trailers.GetValue(ControlErrors.TrailerKey).Should().Be(ControlErrors.NodeKeyExpired);
+        act.Should().Throw<CoordinationException>().Which.ErrorCode.Should().Be(CoordinationErrorCode.NodeKeyExpired);
     }
 
     [Fact]
@@ -329,8 +327,8 @@ public sealed class TailnetBusTests
         fixture.Clock.Advance(TimeSpan.FromMinutes(1));
         fixture.Bus.PruneSessions(fixture.Now).Should().Be(1);
 
-        fixture.Bus.Attach(1, fixture.KeyOf(1), handle, 1, [], fixture.Now, out bool resumed);
-        resumed.Should().BeFalse();
+        fixture.Attach(1, handle, 1);
+        fixture.LastKind.Should().Be(AttachKind.Full, "the session is gone and no revision was given");
     }
 
     [Fact]
@@ -338,13 +336,13 @@ public sealed class TailnetBusTests
     {
         var fixture = new BusFixture(nodes: 2);
         var streams = fixture.AttachAll(2);
-        fixture.Bus.Remove(1, Validation.Failures.NotRegistered("removed"));
-        streams[0].Failure!.StatusCode.Should().Be(StatusCode.FailedPrecondition);
+        fixture.Bus.Remove(1, fixture.NextRevision(), Validation.Failures.NotRegistered("removed"));
+        streams[0].Failure!.ErrorCode.Should().Be(CoordinationErrorCode.NodeNotRegistered);
 
-        fixture.Bus.Close(new RpcException(new Status(StatusCode.Unavailable, "stopping"))).Should().Be(1);
-        streams[1].Failure!.StatusCode.Should().Be(StatusCode.Unavailable);
+        fixture.Bus.Close(Validation.Failures.Unavailable("stopping")).Should().Be(1);
+        streams[1].Failure!.ErrorCode.Should().Be(CoordinationErrorCode.Unavailable);
         var act = () => fixture.Attach(2);
-        act.Should().Throw<RpcException>().Which.StatusCode.Should().Be(StatusCode.Unavailable);
+        act.Should().Throw<CoordinationException>().Which.ErrorCode.Should().Be(CoordinationErrorCode.Unavailable);
     }
 
     private static string SessionOf(BusFixture fixture, ulong nodeId) => fixture.Handles[nodeId];

@@ -1,7 +1,8 @@
-using Grpc.Core;
 using MeshNet.Coordination.Bus;
+using MeshNet.Coordination.Sharding;
 using MeshNet.Coordination.Storage;
 using MeshNet.Coordination.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
 namespace MeshNet.Coordination.Tests.Unit;
@@ -15,11 +16,19 @@ public sealed class TailnetHubTests : IDisposable
 
     private async Task<(TailnetHub Hub, SqliteCoordinationStore Store)> CreateAsync()
     {
-        var store = new SqliteCoordinationStore(_directory.File("hub.db"));
+        var clock = new FakeTimeProvider(CoordinationHarness.Epoch);
+        var store = new SqliteCoordinationStore(_directory.File("hub.db"), clock);
         await store.InitializeAsync(default);
         await store.TryCreateTailnetAsync(new StoredTailnet("acme", "acme.meshnet.internal", CoordinationHarness.Epoch, TimeSpan.FromDays(1)), default);
         var settings = new BusSettings(8, 8, TimeSpan.FromMinutes(2), new KeepAliveJitter(TimeSpan.FromSeconds(50), null));
-        return (new TailnetHub(store, settings, new FakeTimeProvider(CoordinationHarness.Epoch), new CoordinationCounters()), store);
+        var counters = new CoordinationCounters();
+        var keeper = new LeaseKeeper(store, new ServerIdentity("embedded", "", ServerIdentity.NewInstance()),
+            new LeaseSettings(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(250), 16, TimeSpan.Zero),
+            clock, counters, NullLogger<LeaseKeeper>.Instance);
+        var hub = new TailnetHub(store, keeper, settings, clock, counters, NullLogger<TailnetHub>.Instance);
+        keeper.SetListener(hub);
+        await keeper.StartAsync(default);
+        return (hub, store);
     }
 
     [Fact]
@@ -40,13 +49,13 @@ public sealed class TailnetHubTests : IDisposable
     {
         var (hub, store) = await CreateAsync();
         using var _ = store;
-        var lease = (await hub.LockAsync("acme", default))!.Value;
+        var lease = (await hub.LockAsync("acme", default))!;
         hub.RetireIdle().Should().Be(0, "a writer holds the gate");
         lease.Dispose();
 
         hub.RetireIdle().Should().Be(1);
         lease.Bus.IsRetired.Should().BeTrue();
-        using var next = (await hub.LockAsync("acme", default))!.Value;
+        using var next = (await hub.LockAsync("acme", default))!;
         next.Bus.Should().NotBeSameAs(lease.Bus, "a retired bus is never written to again");
         next.Bus.IsClosed.Should().BeFalse();
     }
@@ -57,7 +66,8 @@ public sealed class TailnetHubTests : IDisposable
         var (hub, store) = await CreateAsync();
         using var _ = store;
         await hub.GetAsync("acme", default);
-        hub.CloseAll(new RpcException(new Status(StatusCode.Unavailable, "stopping")));
-        (await hub.Invoking(h => h.GetAsync("acme", default)).Should().ThrowAsync<RpcException>()).Which.StatusCode.Should().Be(StatusCode.Unavailable);
+        hub.CloseAll(Validation.Failures.Unavailable("stopping"));
+        (await hub.Invoking(h => h.GetAsync("acme", default)).Should().ThrowAsync<CoordinationException>()).Which.ErrorCode
+            .Should().Be(CoordinationErrorCode.Unavailable);
     }
 }

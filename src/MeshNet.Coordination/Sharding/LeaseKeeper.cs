@@ -1,0 +1,532 @@
+using MeshNet.Coordination.Storage;
+using MeshNet.Coordination.Validation;
+using Microsoft.Extensions.Logging;
+
+namespace MeshNet.Coordination.Sharding;
+
+/// <summary>
+/// This server's leases: registers the server, renews every lease it holds in one statement per
+/// <see cref="LeaseSettings.RenewInterval"/>, claims expired leases (hot standby) and tailnets
+/// asked for on demand, and <b>self-fences</b>: a lease is served only until the monotonic time
+/// at which its last successful renewal was <i>sent</i> plus TTL minus the margin, so that this
+/// server has stopped before the database could consider the lease expired.
+/// </summary>
+/// <remarks>
+/// <para>A lease past its deadline is first re-checked with a renewal started then (a clock that
+/// jumped, a slow statement); only if that fails is it declared lapsed
+/// (<see cref="LeaseLoss.Lapsed"/>), and a later renewal that still returns it with the same epoch
+/// revives it. A renewal that no longer returns a lease means another server holds it
+/// (<see cref="LeaseLoss.Taken"/>).</para>
+/// <para>Thread-safe: <c>_gate</c> guards the held leases (no I/O under it); renewals run one at
+/// a time (<c>_renewGate</c>); the listener is called outside the lock. Timers are one-shot and
+/// re-armed after each round, on the injected clock.</para>
+/// </remarks>
+internal sealed class LeaseKeeper : IAsyncDisposable
+{
+    private readonly ICoordinationLeaseStore _store;
+    private readonly LeaseSettings _settings;
+    private readonly TimeProvider _time;
+    private readonly CoordinationCounters _counters;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Held> _held = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _renewGate = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ILeaseListener? _listener;
+    private ITimer? _renewTimer;
+    private ITimer? _claimTimer;
+    private ITimer? _lapseTimer;
+    private volatile bool _replaced;
+    private volatile bool _draining;
+    private int _stopped;
+
+    public LeaseKeeper(ICoordinationLeaseStore store, ServerIdentity server, LeaseSettings settings, TimeProvider time, CoordinationCounters counters,
+        ILogger<LeaseKeeper> logger)
+    {
+        _store = store;
+        Server = server;
+        _settings = settings;
+        _time = time;
+        _counters = counters;
+        _logger = logger;
+    }
+
+    /// <summary>This server.</summary>
+    public ServerIdentity Server { get; private set; }
+
+    public LeaseSettings Settings => _settings;
+
+    /// <summary>The lease store.</summary>
+    public ICoordinationLeaseStore Store => _store;
+
+    /// <summary>Completes once the server is registered and its first claim round ran.</summary>
+    public Task Started => _started.Task;
+
+    /// <summary>True while this server is being drained: it claims nothing.</summary>
+    public bool Draining
+    {
+        get => _draining;
+        set => _draining = value;
+    }
+
+    /// <summary>Sets who hears about grants and losses. Called once, before <see cref="StartAsync"/>.</summary>
+    public void SetListener(ILeaseListener listener) => _listener = listener;
+
+    /// <summary>The tailnets this server holds a fresh lease on, with their epochs (a snapshot).</summary>
+    public IReadOnlyList<HeldLease> HeldLeases()
+    {
+        long now = _time.GetTimestamp();
+        lock (_gate)
+        {
+            return [.. _held.Where(pair => pair.Value.IsFresh(now)).Select(pair => new HeldLease(pair.Key, pair.Value.Epoch))];
+        }
+    }
+
+    /// <summary>Registers this server and takes back its own leases from a previous run, then starts renewing and claiming.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _store.RegisterServerAsync(Server.Id, Server.Url, Server.Instance, cancellationToken).ConfigureAwait(false);
+            await ClaimRoundAsync(null, cancellationToken).ConfigureAwait(false);
+            _renewTimer = _time.CreateTimer(static state => ((LeaseKeeper)state!).OnRenewTick(), this, _settings.RenewInterval, Timeout.InfiniteTimeSpan);
+            _claimTimer = _time.CreateTimer(static state => ((LeaseKeeper)state!).OnClaimTick(), this, _settings.ClaimInterval, Timeout.InfiniteTimeSpan);
+            _lapseTimer = _time.CreateTimer(static state => ((LeaseKeeper)state!).OnLapseTick(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            ArmLapseTimer();
+            CoordinationLog.ServerRegistered(_logger, Server.Id, Server.Url, Server.Instance);
+            _started.TrySetResult();
+        }
+        catch (Exception exception)
+        {
+            _started.TrySetException(exception);
+            throw;
+        }
+    }
+
+    /// <summary>Records the URL this server is reachable at (known once the host has bound its addresses).</summary>
+    public async Task SetUrlAsync(string url, CancellationToken cancellationToken)
+    {
+        Server = Server with { Url = url };
+        await _store.RegisterServerAsync(Server.Id, url, Server.Instance, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The epoch of a fresh lease on <paramref name="tailnet"/>, or null.</summary>
+    public ulong? FreshEpoch(string tailnet)
+    {
+        long now = _time.GetTimestamp();
+        lock (_gate)
+        {
+            return _held.TryGetValue(tailnet, out var held) && held.IsFresh(now) ? held.Epoch : null;
+        }
+    }
+
+    /// <summary>
+    /// The epoch under which this server may serve <paramref name="tailnet"/> now: a fresh lease it
+    /// holds, one renewed now (it was past its deadline), or one claimed now (free or expired).
+    /// Null when the tailnet does not exist.
+    /// </summary>
+    /// <exception cref="CoordinationException">NotOwner (another server serves it), NoOwner (nobody can right now), Quarantined.</exception>
+    public async Task<ulong?> AcquireAsync(string tailnet, CancellationToken cancellationToken)
+    {
+        await _started.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (FreshEpoch(tailnet) is { } fresh)
+        {
+            return fresh;
+        }
+        bool held;
+        lock (_gate)
+        {
+            held = _held.ContainsKey(tailnet);
+        }
+        if (held)
+        {
+            await RenewOnceAsync(cancellationToken).ConfigureAwait(false);
+            if (FreshEpoch(tailnet) is { } renewed)
+            {
+                return renewed;
+            }
+        }
+        if (!_replaced && !_draining)
+        {
+            var grants = await ClaimRoundAsync(tailnet, cancellationToken).ConfigureAwait(false);
+            foreach (var grant in grants)
+            {
+                if (grant.Tailnet == tailnet && grant.Quarantined)
+                {
+                    throw Quarantined(tailnet);
+                }
+            }
+            if (FreshEpoch(tailnet) is { } claimed)
+            {
+                return claimed;
+            }
+        }
+        var lease = await _store.GetLeaseAsync(tailnet, cancellationToken).ConfigureAwait(false);
+        if (lease is null)
+        {
+            return null;
+        }
+        if (lease.Quarantined)
+        {
+            throw Quarantined(tailnet);
+        }
+        if (lease.Owner is { } owner && lease.ExpiresIn > TimeSpan.Zero && (owner != Server.Id || lease.OwnerInstance != Server.Instance))
+        {
+            if (lease.OwnerUrl is { Length: > 0 } url && owner != Server.Id)
+            {
+                throw Failures.NotOwner(tailnet, url, lease.Epoch);
+            }
+            throw Failures.NoOwner(tailnet, Max(lease.ExpiresIn, _settings.ClaimInterval), $"its owner {owner} has not confirmed its address yet");
+        }
+        if (lease.Owner == Server.Id && lease.OwnerInstance == Server.Instance)
+        {
+            throw Failures.NoOwner(tailnet, _settings.RenewInterval, "this server cannot renew its lease: the database is unreachable or slow");
+        }
+        string why = _draining ? "this server is draining" : _replaced ? "this server was replaced" : "its owner stopped; a standby is taking it over";
+        throw Failures.NoOwner(tailnet, Max(lease.ExpiresIn, _settings.ClaimInterval), why);
+    }
+
+    /// <summary>
+    /// After a write was refused by its fence: renews now and says whether the lease is still this
+    /// server's with <paramref name="epoch"/> (the refusal came from a clock that moved, not a takeover).
+    /// A lease that is gone is reported lost.
+    /// </summary>
+    public async Task<bool> ConfirmAsync(string tailnet, ulong epoch, CancellationToken cancellationToken)
+    {
+        await RenewOnceAsync(cancellationToken).ConfigureAwait(false);
+        return FreshEpoch(tailnet) == epoch;
+    }
+
+    /// <summary>Takes a lease granted by a handover this server performed (it is the target).</summary>
+    public void AddGranted(LeaseGrant grant, long sentAt)
+    {
+        lock (_gate)
+        {
+            _held[grant.Tailnet] = new Held(grant.Epoch, sentAt + Ticks(_settings.Ttl - _settings.Margin), sentAt);
+        }
+        ArmLapseTimer();
+        _listener?.OnLeaseGranted(grant);
+    }
+
+    /// <summary>Forgets a lease this server gave up (handover, release); the listener hears <see cref="LeaseLoss.Released"/>.</summary>
+    public void Forget(string tailnet, ulong epoch)
+    {
+        bool removed;
+        lock (_gate)
+        {
+            removed = _held.TryGetValue(tailnet, out var held) && held.Epoch == epoch && _held.Remove(tailnet);
+        }
+        if (removed)
+        {
+            _listener?.OnLeaseLost(tailnet, epoch, LeaseLoss.Released);
+        }
+    }
+
+    /// <summary>A monotonic timestamp taken before a store call whose grant it bounds.</summary>
+    public long Timestamp() => _time.GetTimestamp();
+
+    /// <summary>Stops renewing and claiming, gives every lease up (standbys take them at once) and deregisters. Idempotent.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) == 1)
+        {
+            return;
+        }
+        _stopping.Cancel();
+        DisposeTimers();
+        if (!_started.Task.IsCompletedSuccessfully)
+        {
+            return;
+        }
+        List<(string Tailnet, ulong Epoch)> held;
+        lock (_gate)
+        {
+            held = [.. _held.Select(pair => (pair.Key, pair.Value.Epoch))];
+            _held.Clear();
+        }
+        foreach (var (tailnet, epoch) in held)
+        {
+            _listener?.OnLeaseLost(tailnet, epoch, LeaseLoss.Released);
+            try
+            {
+                await _store.ReleaseAsync(tailnet, Server.Id, epoch, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception exception) when (exception is not OutOfMemoryException)
+            {
+                CoordinationLog.LeaseReleaseFailed(_logger, tailnet, exception.Message);
+            }
+        }
+        try
+        {
+            await _store.DeregisterServerAsync(Server.Id, Server.Instance, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            CoordinationLog.LeaseReleaseFailed(_logger, "(server registration)", exception.Message);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    /// <summary>One renewal, started after any renewal in flight has finished (so its send time is now).</summary>
+    public async Task RenewOnceAsync(CancellationToken cancellationToken)
+    {
+        await _renewGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await RenewCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _renewGate.Release();
+        }
+    }
+
+    private async Task RenewCoreAsync(CancellationToken cancellationToken)
+    {
+        if (_replaced || _stopping.IsCancellationRequested)
+        {
+            return;
+        }
+        long sentAt = _time.GetTimestamp();
+        LeaseRenewal renewal;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        timeout.CancelAfter(_settings.RenewTimeout);
+        try
+        {
+            renewal = await _store.RenewAsync(Server.Id, Server.Instance, _settings.Ttl, LoadReport?.Invoke() ?? "", timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException && !cancellationToken.IsCancellationRequested)
+        {
+            _counters.LeaseRenewalFailed();
+            CoordinationLog.LeaseRenewalFailed(_logger, exception.Message);
+            return;
+        }
+        _counters.LeaseRenewed();
+        var lost = new List<(string, ulong, LeaseLoss)>();
+        var gained = new List<LeaseGrant>();
+        long deadline = sentAt + Ticks(_settings.Ttl - _settings.Margin);
+        lock (_gate)
+        {
+            if (!renewal.Registered)
+            {
+                _replaced = true;
+                lost.AddRange(_held.Select(pair => (pair.Key, pair.Value.Epoch, LeaseLoss.Replaced)));
+                _held.Clear();
+            }
+            else
+            {
+                var returned = renewal.Held.ToDictionary(lease => lease.Tailnet, lease => lease.Epoch, StringComparer.Ordinal);
+                foreach (var (tailnet, held) in _held.ToList())
+                {
+                    if (returned.TryGetValue(tailnet, out var epoch) && epoch == held.Epoch)
+                    {
+                        held.Deadline = Math.Max(held.Deadline, deadline);
+                        held.Lapsed = false;
+                    }
+                    else if (held.GrantedAt < sentAt)
+                    {
+                        _held.Remove(tailnet);
+                        lost.Add((tailnet, held.Epoch, LeaseLoss.Taken));
+                    }
+                }
+                foreach (var lease in renewal.Held)
+                {
+                    if (!_held.ContainsKey(lease.Tailnet))
+                    {
+                        // Held in the database but unknown here: a handover to this server whose answer was lost.
+                        _held[lease.Tailnet] = new Held(lease.Epoch, deadline, sentAt);
+                        gained.Add(new LeaseGrant(lease.Tailnet, lease.Epoch, null, null, null, _time.GetUtcNow()));
+                    }
+                }
+            }
+        }
+        if (_replaced && lost.Count > 0)
+        {
+            CoordinationLog.ServerReplaced(_logger, Server.Id);
+        }
+        Notify(gained, lost);
+        ArmLapseTimer();
+    }
+
+    /// <summary>One claim round (all expired leases up to the limit, or only <paramref name="tailnet"/>).</summary>
+    private async Task<IReadOnlyList<LeaseGrant>> ClaimRoundAsync(string? tailnet, CancellationToken cancellationToken)
+    {
+        if (_replaced || _draining)
+        {
+            return [];
+        }
+        long sentAt = _time.GetTimestamp();
+        var grants = await _store.ClaimAsync(new LeaseClaim(Server.Id, Server.Instance, _settings.Ttl, tailnet is null ? _settings.ClaimLimit : 1,
+            _settings.StickyPeriod, _settings.QuarantineWindow, tailnet), cancellationToken).ConfigureAwait(false);
+        if (grants.Count == 0)
+        {
+            return grants;
+        }
+        long deadline = sentAt + Ticks(_settings.Ttl - _settings.Margin);
+        lock (_gate)
+        {
+            foreach (var grant in grants)
+            {
+                if (!grant.Quarantined)
+                {
+                    _held[grant.Tailnet] = new Held(grant.Epoch, deadline, sentAt);
+                }
+            }
+        }
+        foreach (var grant in grants)
+        {
+            if (grant.Quarantined)
+            {
+                _counters.TailnetQuarantined();
+                CoordinationLog.TailnetQuarantined(_logger, grant.Tailnet);
+            }
+            else
+            {
+                _counters.LeaseClaimed();
+                CoordinationLog.LeaseClaimed(_logger, grant.Tailnet, grant.Epoch, grant.PreviousOwner ?? "(none)");
+            }
+        }
+        Notify(grants, []);
+        ArmLapseTimer();
+        return grants;
+    }
+
+    /// <summary>Reports this server's load with each heartbeat (JSON), when set.</summary>
+    public Func<string>? LoadReport { get; set; }
+
+    private void Notify(IReadOnlyList<LeaseGrant> gained, IReadOnlyList<(string Tailnet, ulong Epoch, LeaseLoss Reason)> lost)
+    {
+        var listener = _listener;
+        foreach (var (tailnet, epoch, reason) in lost)
+        {
+            _counters.LeaseLost();
+            CoordinationLog.LeaseLost(_logger, tailnet, epoch, reason.ToString());
+            listener?.OnLeaseLost(tailnet, epoch, reason);
+        }
+        foreach (var grant in gained)
+        {
+            listener?.OnLeaseGranted(grant);
+        }
+    }
+
+    private void OnRenewTick() => _ = RunRoundAsync(RenewOnceAsync, _renewTimer, _settings.RenewInterval);
+
+    private void OnClaimTick() => _ = RunRoundAsync(token => ClaimRoundAsync(null, token), _claimTimer, _settings.ClaimInterval);
+
+    private async Task RunRoundAsync(Func<CancellationToken, Task> round, ITimer? timer, TimeSpan next)
+    {
+        try
+        {
+            await round(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            CoordinationLog.LeaseRoundFailed(_logger, exception.Message);
+        }
+        try
+        {
+            timer?.Change(next, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>A deadline passed: renew once more (started now), then declare lapsed what is still past its deadline.</summary>
+    private void OnLapseTick() => _ = CheckLapsedAsync();
+
+    private async Task CheckLapsedAsync()
+    {
+        try
+        {
+            await RenewOnceAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        long now = _time.GetTimestamp();
+        var lapsed = new List<(string, ulong, LeaseLoss)>();
+        lock (_gate)
+        {
+            foreach (var (tailnet, held) in _held)
+            {
+                if (!held.Lapsed && now >= held.Deadline)
+                {
+                    held.Lapsed = true;
+                    lapsed.Add((tailnet, held.Epoch, LeaseLoss.Lapsed));
+                }
+            }
+        }
+        Notify([], lapsed);
+        ArmLapseTimer();
+    }
+
+    private void ArmLapseTimer()
+    {
+        long? earliest = null;
+        lock (_gate)
+        {
+            foreach (var held in _held.Values)
+            {
+                if (!held.Lapsed && (earliest is null || held.Deadline < earliest))
+                {
+                    earliest = held.Deadline;
+                }
+            }
+        }
+        if (earliest is not { } deadline)
+        {
+            return;
+        }
+        var due = _time.GetElapsedTime(_time.GetTimestamp(), deadline);
+        try
+        {
+            _lapseTimer?.Change(due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private void DisposeTimers()
+    {
+        _renewTimer?.Dispose();
+        _claimTimer?.Dispose();
+        _lapseTimer?.Dispose();
+    }
+
+    private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    private static CoordinationException Quarantined(string tailnet) =>
+        new(CoordinationErrorCode.Quarantined, $"tailnet '{tailnet}' is quarantined (its owners crashed); an administrator must release it");
+
+    /// <summary>One held lease; guarded by <c>_gate</c>.</summary>
+    private sealed class Held(ulong epoch, long deadline, long grantedAt)
+    {
+        public ulong Epoch { get; } = epoch;
+
+        /// <summary>The monotonic time until which it may be served.</summary>
+        public long Deadline { get; set; } = deadline;
+
+        /// <summary>When it was granted here (a renewal sent before that does not know it).</summary>
+        public long GrantedAt { get; } = grantedAt;
+
+        /// <summary>Declared lapsed: not served until a renewal revives it.</summary>
+        public bool Lapsed { get; set; }
+
+        public bool IsFresh(long now) => !Lapsed && now < Deadline;
+    }
+}
