@@ -199,6 +199,7 @@ public sealed partial class MeshNode
         }
         _registeredSelf = self;
         _tailnet = registration.Tailnet;
+        _control!.Tailnet = registration.Tailnet;
         var addresses = NameResolver.OrderedAddresses(self);
         if (!keepAddresses)
         {

@@ -43,6 +43,10 @@ public sealed partial class MeshNode
         options.Validate();
         var snapshot = options.Snapshot();
         ControlUrlPolicy.Check(snapshot.ControlUrl!);
+        foreach (var url in snapshot.ControlUrls)
+        {
+            ControlUrlPolicy.Check(url);
+        }
         cancellationToken.ThrowIfCancellationRequested();
 
         var node = new MeshNode(snapshot);
@@ -79,7 +83,10 @@ public sealed partial class MeshNode
             await LoadIdentityAsync(token).ConfigureAwait(false);
             (var cache, cacheNotUsed) = await LoadNetmapCacheAsync(token).ConfigureAwait(false);
             await StartDeviceAsync(token).ConfigureAwait(false);
-            _control = new ControlClient(_controlUrl, _options.ConfigureControlHandler, _options.LoggerFactory);
+            _control = new ControlClient([_controlUrl, .. _options.ControlUrls], _options.ConfigureControlHandler, _options.LoggerFactory)
+            {
+                Tailnet = _identity!.Tailnet,
+            };
             if (cache is not null)
             {
                 StartFromCache(cache, started);
@@ -96,13 +103,13 @@ public sealed partial class MeshNode
                 }
                 catch (Exception e) when (!token.IsCancellationRequested)
                 {
-                    var failure = ControlFailure.Classify(e, "Registration", _controlUrl);
+                    var failure = ControlFailure.Classify(e, "Registration", _control.Url);
                     if (!failure.Transient)
                     {
                         throw failure.ToException();
                     }
                     lastFailure = failure;
-                    var delay = _backoff.Next(failures);
+                    var delay = RetryDelay(_control.Route(e), failures);
                     MeshLog.StartRetry(_logger, failure.Code, failure.Message, delay);
                     await Task.Delay(delay, _time, token).ConfigureAwait(false);
                 }
@@ -159,7 +166,7 @@ public sealed partial class MeshNode
             return;
         }
         MeshLog.IdentityLoaded(_logger, _identity.PublicKey.ToShortString(), _identity.NodeId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unregistered");
-        if (_identity.IsRegistered && !UrlEquals(_identity.ControlUrl!, _controlUrl))
+        if (_identity.IsRegistered && !UrlEquals(_identity.ControlUrl!, _controlUrl) && !_options.ControlUrls.Any(url => UrlEquals(_identity.ControlUrl!, url)))
         {
             MeshLog.ControlUrlChanged(_logger, _identity.ControlUrl, _controlUrl);
             _identity.NodeId = null;
@@ -187,6 +194,24 @@ public sealed partial class MeshNode
         var stop = _stopping.Token;
         _mapTask = _mapLoop.RunAsync(stop);
         _endpointTask = _endpoints.RunAsync(stop);
+    }
+
+    /// <summary>
+    /// The wait before another control attempt: the service's retry time plus jitter when it gave
+    /// one (nobody serves the tailnet right now), a short jitter when the next server is untried,
+    /// else the backoff.
+    /// </summary>
+    private TimeSpan RetryDelay(ControlRoute route, int failures)
+    {
+        if (route.RetryAfter > TimeSpan.Zero)
+        {
+            return route.RetryAfter + _backoff.Jitter(route.RetryAfter / 2);
+        }
+        if (route.Kind == ControlRouteKind.Rotated && failures < _control!.Servers.Count)
+        {
+            return _backoff.Jitter(TimeSpan.FromMilliseconds(100));
+        }
+        return _backoff.Next(failures);
     }
 
     private static bool UrlEquals(Uri a, Uri b) => Uri.Compare(a, b, UriComponents.SchemeAndServer | UriComponents.Path,

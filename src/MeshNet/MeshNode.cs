@@ -178,6 +178,7 @@ public sealed partial class MeshNode : IAsyncDisposable
             MeshLog.LiveNetmapReplacedCache(_logger, map.Peers.Count);
         }
         PublishNetmap(map);
+        _control?.Learn(map.ControlUrls); // the deployment's servers, for the next reconnect
         _cacheWriter?.OnNetmap(map, _tailnet, now); // what the node now runs on
     }
 

@@ -42,6 +42,15 @@ public sealed class MeshNodeOptions
     public Uri? ControlUrl { get; set; }
 
     /// <summary>
+    /// Further servers of the same coordination deployment (several servers sharing one database),
+    /// tried when <see cref="ControlUrl"/> cannot be reached. Any of them sends the node on to the
+    /// server that serves its tailnet, and the netmap lists the current servers, so one URL is
+    /// enough to join; more make the first connection survive a server that is down. The same
+    /// rules as <see cref="ControlUrl"/> apply to each. Default: none.
+    /// </summary>
+    public IReadOnlyList<Uri> ControlUrls { get; set; } = [];
+
+    /// <summary>
     /// The auth key that admits this node into a tailnet (<c>mnkey-...</c>). Needed for the first
     /// registration (when the <see cref="StateStore"/> holds no registration, or the service no
     /// longer knows the node), and to re-authenticate after the node's key expired (the service
@@ -163,6 +172,7 @@ public sealed class MeshNodeOptions
     internal MeshNodeOptions Snapshot() => new()
     {
         ControlUrl = ControlUrl,
+        ControlUrls = [.. ControlUrls ?? []],
         AuthKey = AuthKey,
         Hostname = Hostname,
         Ephemeral = Ephemeral,
@@ -194,14 +204,18 @@ public sealed class MeshNodeOptions
         {
             throw Invalid(nameof(ControlUrl), "is required.");
         }
-        if (!ControlUrl.IsAbsoluteUri || (ControlUrl.Scheme != Uri.UriSchemeHttps && ControlUrl.Scheme != Uri.UriSchemeHttp))
+        ValidateControlUrl(ControlUrl, nameof(ControlUrl));
+        if (ControlUrls is null || ControlUrls.Count > 32)
         {
-            throw Invalid(nameof(ControlUrl), "must be an absolute http or https URL.");
+            throw Invalid(nameof(ControlUrls), "must be a list of at most 32 URLs.");
         }
-        if (!string.IsNullOrEmpty(ControlUrl.UserInfo) || !string.IsNullOrEmpty(ControlUrl.Query) || !string.IsNullOrEmpty(ControlUrl.Fragment)
-            || ControlUrl.AbsolutePath != "/")
+        foreach (var url in ControlUrls)
         {
-            throw Invalid(nameof(ControlUrl), "must be a scheme, host and port only (no path, user information, query or fragment).");
+            if (url is null)
+            {
+                throw Invalid(nameof(ControlUrls), "must not contain null.");
+            }
+            ValidateControlUrl(url, nameof(ControlUrls));
         }
         if (AuthKey is not null && (AuthKey.Length == 0 || AuthKey.Length > 256 || AuthKey.Any(char.IsWhiteSpace)))
         {
@@ -277,6 +291,18 @@ public sealed class MeshNodeOptions
         if (EndpointRefreshInterval <= TimeSpan.Zero)
         {
             throw Invalid(nameof(EndpointRefreshInterval), "must be positive.");
+        }
+    }
+
+    private static void ValidateControlUrl(Uri url, string property)
+    {
+        if (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttps && url.Scheme != Uri.UriSchemeHttp))
+        {
+            throw Invalid(property, "must be an absolute http or https URL.");
+        }
+        if (!string.IsNullOrEmpty(url.UserInfo) || !string.IsNullOrEmpty(url.Query) || !string.IsNullOrEmpty(url.Fragment) || url.AbsolutePath != "/")
+        {
+            throw Invalid(property, "must be a scheme, host and port only (no path, user information, query or fragment).");
         }
     }
 

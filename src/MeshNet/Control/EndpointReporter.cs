@@ -91,6 +91,7 @@ internal sealed class EndpointReporter
                 catch (Exception e)
                 {
                     var failure = ControlFailure.Classify(e, "UpdateEndpoints", _client.Url);
+                    _client.Route(e); // the next attempt goes to the tailnet's owner, or to another server
                     MeshLog.EndpointReportFailed(_logger, failure.Code, failure.Message);
                     failures = Math.Min(failures + 1, 62);
                 }

@@ -9,17 +9,22 @@ namespace MeshNet.Control;
 /// <summary>
 /// Keeps the node's netmap stream open for the node's lifetime: opens <c>Map</c>, applies
 /// every message to a new <see cref="NetmapSnapshot"/> and hands it to the node, and when the
-/// stream fails or ends, reconnects after <see cref="ReconnectBackoff"/> (exponential, full
-/// jitter), resuming with the session handle and the last sequence applied. A keep-alive
-/// watchdog on the <see cref="TimeProvider"/> abandons a stream on which nothing arrived for
-/// the keep-alive timeout.
+/// stream fails or ends, reconnects, resuming with the session handle, the last sequence and
+/// tailnet revision applied, and the highest epoch seen (any server of the deployment can resume
+/// it). A redirect to the tailnet's owner is followed at once; a server that is unreachable or
+/// serves nobody right now makes the next attempt go to the next known server, after the time the
+/// service asked for (plus jitter) or, once every server was tried, after
+/// <see cref="ReconnectBackoff"/> (exponential, full jitter). A keep-alive watchdog on the
+/// <see cref="TimeProvider"/> abandons a stream on which nothing arrived for the keep-alive timeout.
 /// </summary>
 /// <remarks>
 /// <para>Protocol rules enforced: the first message of every stream carries the session; a
 /// session the node did not ask to resume must start with a full map; sequence numbers
 /// increase strictly (an older or repeated one is ignored); a delta needs a netmap to apply
 /// to. A violation restarts the stream without resuming (the service then sends a full map);
-/// the node keeps its last netmap meanwhile, so the data plane never notices.</para>
+/// the node keeps its last netmap meanwhile, so the data plane never notices. A message of an
+/// epoch lower than one already seen comes from a server that lost the tailnet: it is never
+/// applied; the stream is dropped and the next attempt goes to another server.</para>
 /// <para>Runs on one task (<see cref="RunAsync"/>); the snapshots it publishes are immutable.</para>
 /// </remarks>
 internal sealed class MapStreamLoop
@@ -37,7 +42,13 @@ internal sealed class MapStreamLoop
     // Used by the loop's task only.
     private string? _session;
     private ulong _lastSequence;
+    private ulong _lastRevision;
     private bool _heardOnStream;
+    private int _rotationsSinceHeard;
+
+    private ulong _epoch;
+    private long _staleEpochMessages;
+    private long _redirectsFollowed;
 
     private volatile NetmapSnapshot? _current;
     private volatile ControlFailure? _lastFailure;
@@ -85,6 +96,15 @@ internal sealed class MapStreamLoop
     /// <summary>The most recent failure (kept after a successful reconnect, for status).</summary>
     public ControlFailure? LastFailure => _lastFailure;
 
+    /// <summary>The highest epoch seen on any stream.</summary>
+    public ulong Epoch => Volatile.Read(ref _epoch);
+
+    /// <summary>Messages refused because their epoch was lower than one seen before.</summary>
+    public long StaleEpochMessages => Interlocked.Read(ref _staleEpochMessages);
+
+    /// <summary>Redirects to the tailnet's owner followed.</summary>
+    public long RedirectsFollowed => Interlocked.Read(ref _redirectsFollowed);
+
     /// <summary>Runs until <paramref name="stop"/> is cancelled. Never throws (except for bugs).</summary>
     public async Task RunAsync(CancellationToken stop)
     {
@@ -94,11 +114,13 @@ internal sealed class MapStreamLoop
             while (!stop.IsCancellationRequested)
             {
                 ControlFailure? failure = null;
+                ControlRoute route = default;
                 _heardOnStream = false;
+                var url = _client.Url;
                 try
                 {
                     await RunStreamAsync(stop).ConfigureAwait(false);
-                    MeshLog.MapStreamEnded(_logger, _client.Url);
+                    MeshLog.MapStreamEnded(_logger, url);
                 }
                 catch (Exception) when (stop.IsCancellationRequested)
                 {
@@ -106,11 +128,26 @@ internal sealed class MapStreamLoop
                 }
                 catch (KeepAliveTimeoutException)
                 {
-                    MeshLog.MapStreamSilent(_logger, _client.Url, _keepAliveTimeout);
+                    MeshLog.MapStreamSilent(_logger, url, _keepAliveTimeout);
+                    route = _client.Route(new IOException("nothing heard on the map stream"));
+                }
+                catch (StaleEpochException e)
+                {
+                    MeshLog.StaleEpochRefused(_logger, url, e.Received, e.Seen);
+                    route = _client.Route(new IOException("a server that lost the tailnet"));
                 }
                 catch (Exception e)
                 {
-                    failure = ControlFailure.Classify(e, "The netmap stream", _client.Url);
+                    route = _client.Route(e);
+                    if (route.Kind == ControlRouteKind.Redirected)
+                    {
+                        Interlocked.Increment(ref _redirectsFollowed);
+                        MeshLog.MapStreamRedirected(_logger, url, route.Next);
+                    }
+                    else
+                    {
+                        failure = ControlFailure.Classify(e, "The netmap stream", url);
+                    }
                     if (e is ControlProtocolException)
                     {
                         ForgetSession();
@@ -120,6 +157,7 @@ internal sealed class MapStreamLoop
                 if (_heardOnStream)
                 {
                     failures = 0;
+                    _rotationsSinceHeard = 0;
                 }
                 bool recovered = false;
                 if (failure is not null)
@@ -145,9 +183,11 @@ internal sealed class MapStreamLoop
                         _firstNetmap.TrySetException(failure.ToException());
                     }
                 }
-                // Refusals for good are retried too (an administrator may fix the cause), at the slowest pace.
-                var delay = failure is { Transient: false } && !recovered ? _backoff.Next(int.MaxValue) : _backoff.Next(failures);
-                failures = Math.Min(failures + 1, 62);
+                var delay = NextDelay(failure, recovered, route, failures);
+                if (route.Kind != ControlRouteKind.Redirected)
+                {
+                    failures = Math.Min(failures + 1, 62);
+                }
                 MeshLog.MapStreamReconnecting(_logger, delay);
                 try
                 {
@@ -166,6 +206,40 @@ internal sealed class MapStreamLoop
         }
     }
 
+    /// <summary>
+    /// The wait before the next attempt: none for a redirect (the owner is known); the service's
+    /// retry time plus up to half of it again (so that nodes do not come back together); a short
+    /// jitter while other servers are still untried; otherwise the exponential backoff. Refusals
+    /// for good are retried too (an administrator may fix the cause), at the slowest pace.
+    /// </summary>
+    private TimeSpan NextDelay(ControlFailure? failure, bool recovered, ControlRoute route, int failures)
+    {
+        if (failure is { Transient: false } && !recovered)
+        {
+            return _backoff.Next(int.MaxValue);
+        }
+        switch (route.Kind)
+        {
+            case ControlRouteKind.Redirected:
+                return TimeSpan.Zero;
+            case ControlRouteKind.Rotated:
+                _rotationsSinceHeard++;
+                if (route.RetryAfter > TimeSpan.Zero)
+                {
+                    return route.RetryAfter + Jitter(route.RetryAfter / 2);
+                }
+                if (_rotationsSinceHeard < _client.Servers.Count)
+                {
+                    return Jitter(TimeSpan.FromMilliseconds(100));
+                }
+                break;
+        }
+        var backoff = _backoff.Next(failures);
+        return route.RetryAfter > backoff ? route.RetryAfter + Jitter(route.RetryAfter / 2) : backoff;
+    }
+
+    private TimeSpan Jitter(TimeSpan ceiling) => _backoff.Jitter(ceiling);
+
     /// <summary>One stream: open, read until it ends or fails, with the watchdog armed throughout.</summary>
     private async Task RunStreamAsync(CancellationToken stop)
     {
@@ -174,6 +248,8 @@ internal sealed class MapStreamLoop
         var request = _requestFactory();
         request.Session = _session ?? "";
         request.LastSequence = _session is null ? 0 : _lastSequence;
+        request.LastRevision = _session is null ? 0 : _lastRevision;
+        request.Epoch = Volatile.Read(ref _epoch);
         MeshLog.MapStreamOpening(_logger, _client.Url, _session is not null, _lastSequence);
         try
         {
@@ -222,6 +298,13 @@ internal sealed class MapStreamLoop
             throw new ControlProtocolException("the session changed in the middle of a stream");
         }
 
+        ulong seen = Volatile.Read(ref _epoch);
+        if (message.Epoch < seen)
+        {
+            Interlocked.Increment(ref _staleEpochMessages);
+            throw new StaleEpochException(message.Epoch, seen);
+        }
+        Volatile.Write(ref _epoch, message.Epoch);
         if (message.Sequence <= _lastSequence)
         {
             MeshLog.MapMessageIgnored(_logger, message.Sequence, _lastSequence);
@@ -230,12 +313,12 @@ internal sealed class MapStreamLoop
         switch (message.BodyCase)
         {
             case MapResponse.BodyOneofCase.Full:
-                Publish(NetmapApplier.ApplyFull(message.Full, _session!, message.Sequence));
+                Publish(NetmapApplier.ApplyFull(message.Full, _session!, message.Sequence, message.Revision, message.Epoch));
                 MeshLog.FullMapApplied(_logger, message.Sequence, _current!.Peers.Count);
                 break;
             case MapResponse.BodyOneofCase.Delta:
                 var current = _current ?? throw new ControlProtocolException("a delta before any full map");
-                var next = NetmapApplier.ApplyDelta(current, message.Delta, message.Sequence, out int ignored);
+                var next = NetmapApplier.ApplyDelta(current, message.Delta, message.Sequence, out int ignored, message.Revision, message.Epoch);
                 if (ignored > 0)
                 {
                     MeshLog.PatchesIgnored(_logger, ignored, message.Sequence);
@@ -247,6 +330,7 @@ internal sealed class MapStreamLoop
                 break;
         }
         _lastSequence = message.Sequence;
+        _lastRevision = message.Revision;
     }
 
     private void Publish(NetmapSnapshot map)
@@ -260,10 +344,19 @@ internal sealed class MapStreamLoop
     {
         _session = null;
         _lastSequence = 0;
+        _lastRevision = 0;
     }
 
     /// <summary>The watchdog fired: nothing arrived within the keep-alive timeout.</summary>
     private sealed class KeepAliveTimeoutException : Exception;
+
+    /// <summary>A message of an epoch lower than one seen: from a server that lost the tailnet.</summary>
+    private sealed class StaleEpochException(ulong received, ulong seen) : Exception
+    {
+        public ulong Received { get; } = received;
+
+        public ulong Seen { get; } = seen;
+    }
 
     /// <summary>True when the failure means the server key may have changed (a rejected proof).</summary>
     public static bool NeedsNewServerKey(ControlFailure failure) => failure.Reason == ControlErrors.BadProof;

@@ -36,6 +36,17 @@ internal sealed class ReconnectBackoff
         return ticks >= MaxDelay.Ticks ? MaxDelay : TimeSpan.FromTicks((long)ticks);
     }
 
+    /// <summary>A random delay in [0, <paramref name="ceiling"/>).</summary>
+    public TimeSpan Jitter(TimeSpan ceiling)
+    {
+        double fraction;
+        lock (_lock)
+        {
+            fraction = _random.NextDouble();
+        }
+        return TimeSpan.FromTicks((long)(Math.Max(0, ceiling.Ticks) * fraction));
+    }
+
     /// <summary>A random delay in [0, <see cref="Ceiling"/>).</summary>
     public TimeSpan Next(int failures)
     {

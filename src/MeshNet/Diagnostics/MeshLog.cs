@@ -126,6 +126,12 @@ internal static partial class MeshLog
     [LoggerMessage(EventId = 4066, Level = LogLevel.Information, Message = "The service rejected the proof of key: fetching its key again")]
     public static partial void RefetchingServerKey(ILogger logger);
 
+    [LoggerMessage(EventId = 4067, Level = LogLevel.Information, Message = "The coordination server {ControlUrl} does not serve this tailnet: following the redirect to {Owner}")]
+    public static partial void MapStreamRedirected(ILogger logger, Uri controlUrl, Uri owner);
+
+    [LoggerMessage(EventId = 4068, Level = LogLevel.Warning, Message = "Refused a map message of epoch {Received} from {ControlUrl}: epoch {Seen} was seen before (a server that lost the tailnet); reconnecting elsewhere")]
+    public static partial void StaleEpochRefused(ILogger logger, Uri controlUrl, ulong received, ulong seen);
+
     // ------------------------------------------------------------------ data plane (4100-4149)
 
     [LoggerMessage(EventId = 4105, Level = LogLevel.Debug, Message = "Peer {NodeId} ({PublicKey}) advertises a new endpoint: its WireGuard session is restarted")]

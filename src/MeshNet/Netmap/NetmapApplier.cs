@@ -6,14 +6,15 @@ namespace MeshNet.Netmap;
 /// <summary>
 /// Applies map-stream messages to netmap snapshots: a <see cref="FullMap"/> replaces everything,
 /// a <see cref="MapDelta"/> changes a copy of the current snapshot in the protocol's field order
-/// (peers changed, peers removed, patches, self, filter chunks, filter enforcement, policy
-/// version). Pure functions: no I/O, no clock.
+/// (peers changed, peers removed, patches, self, filter chunks (all of them when the delta says
+/// its chunks are complete), filter enforcement, policy version, server list). Pure functions:
+/// no I/O, no clock.
 /// </summary>
 internal static class NetmapApplier
 {
     /// <summary>The snapshot a full map describes.</summary>
     /// <exception cref="ControlProtocolException">The map has no self.</exception>
-    public static NetmapSnapshot ApplyFull(FullMap full, string session, ulong sequence)
+    public static NetmapSnapshot ApplyFull(FullMap full, string session, ulong sequence, ulong revision = 0, ulong epoch = 0)
     {
         ArgumentNullException.ThrowIfNull(full);
         if (full.Self is null)
@@ -48,6 +49,9 @@ internal static class NetmapApplier
             NetmapCacheForbidden = full.NetmapCacheForbidden,
             Session = session,
             Sequence = sequence,
+            Revision = revision,
+            Epoch = epoch,
+            ControlUrls = [.. full.ControlUrls],
         };
     }
 
@@ -56,7 +60,9 @@ internal static class NetmapApplier
     /// <param name="delta">The change.</param>
     /// <param name="sequence">The message's sequence number.</param>
     /// <param name="ignoredPatches">Patches for peers this node does not know (ignored).</param>
-    public static NetmapSnapshot ApplyDelta(NetmapSnapshot current, MapDelta delta, ulong sequence, out int ignoredPatches)
+    /// <param name="revision">The message's tailnet revision (0: keep the current one).</param>
+    /// <param name="epoch">The message's epoch (0: keep the current one).</param>
+    public static NetmapSnapshot ApplyDelta(NetmapSnapshot current, MapDelta delta, ulong sequence, out int ignoredPatches, ulong revision = 0, ulong epoch = 0)
     {
         ArgumentNullException.ThrowIfNull(current);
         ArgumentNullException.ThrowIfNull(delta);
@@ -97,9 +103,13 @@ internal static class NetmapApplier
         }
 
         var filter = current.Filter;
-        if (delta.FilterChunks.Count > 0)
+        if (delta.FilterChunks.Count > 0 || delta.FilterComplete)
         {
             var builder = filter.ToBuilder();
+            if (delta.FilterComplete)
+            {
+                builder.Clear();
+            }
             foreach (var chunk in delta.FilterChunks)
             {
                 if (chunk.Rules.Count == 0)
@@ -125,6 +135,9 @@ internal static class NetmapApplier
             NetmapCacheForbidden = delta.HasNetmapCacheForbidden ? delta.NetmapCacheForbidden : current.NetmapCacheForbidden,
             Session = current.Session,
             Sequence = sequence,
+            Revision = revision == 0 ? current.Revision : revision,
+            Epoch = epoch == 0 ? current.Epoch : epoch,
+            ControlUrls = delta.ControlUrls is { } urls ? [.. urls.Values] : current.ControlUrls,
         };
     }
 
@@ -175,6 +188,7 @@ internal static class NetmapApplier
             PolicyVersion = snapshot.PolicyVersion,
             NetmapCacheForbidden = snapshot.NetmapCacheForbidden,
         };
+        full.ControlUrls.Add(snapshot.ControlUrls);
         foreach (var peer in snapshot.Peers.Values)
         {
             full.Peers.Add(peer.ToProto());

@@ -41,6 +41,15 @@ internal sealed class NetmapSnapshot
     /// <summary>The sequence number of the last message applied.</summary>
     public required ulong Sequence { get; init; }
 
+    /// <summary>The tailnet revision the netmap reflects (0: unknown, e.g. restored from a cache).</summary>
+    public ulong Revision { get; init; }
+
+    /// <summary>The epoch of the lease under which the server that sent it served the tailnet (0: unknown).</summary>
+    public ulong Epoch { get; init; }
+
+    /// <summary>The coordination servers the service listed (empty: it did not say).</summary>
+    public ImmutableArray<string> ControlUrls { get; init; } = [];
+
     /// <summary>The fully qualified name of a node: <c>name.domain</c> (or the name when there is no domain).</summary>
     public string FqdnOf(NetmapNode node) => Domain.Length == 0 ? node.Name : $"{node.Name}.{Domain}";
 

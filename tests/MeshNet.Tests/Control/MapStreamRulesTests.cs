@@ -103,4 +103,31 @@ public sealed class MapStreamRulesTests
         _loop.Apply(DeltaMessage(2, new MapDelta { PeersChanged = { Node(2) } }), false);
         _loop.Current!.Peers.Should().BeEmpty("sequence 2 was already seen");
     }
+
+    [Fact]
+    public void AMessageOfAnEpochOlderThanOneSeenIsNeverApplied()
+    {
+        var full = FullMessage(1, "s1", Node(1), Node(2));
+        full.Epoch = 4;
+        full.Revision = 10;
+        _loop.Apply(full, true);
+        _loop.Epoch.Should().Be(4);
+
+        // A server that lost the tailnet (epoch 3) sends on: refused, nothing applied.
+        var stale = DeltaMessage(2, new MapDelta { PeersRemoved = { 2 } });
+        stale.Epoch = 3;
+        var act = () => _loop.Apply(stale, false);
+        act.Should().Throw<Exception>().Which.Should().NotBeOfType<ControlProtocolException>("the session is kept: another server resumes it");
+        _loop.StaleEpochMessages.Should().Be(1);
+        _loop.Current!.Peers.Keys.Should().Equal(2UL);
+        _loop.Current.Sequence.Should().Be(1);
+
+        // The new owner (epoch 5) continues the same session.
+        var resumed = DeltaMessage(2, new MapDelta { PeersRemoved = { 2 } }, session: "s1");
+        resumed.Epoch = 5;
+        resumed.Revision = 12;
+        _loop.Apply(resumed, true);
+        _loop.Current!.Peers.Should().BeEmpty();
+        (_loop.Current.Epoch, _loop.Current.Revision, _loop.Epoch).Should().Be((5UL, 12UL, 5UL));
+    }
 }

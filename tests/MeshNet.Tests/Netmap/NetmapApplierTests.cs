@@ -191,4 +191,38 @@ public sealed class NetmapApplierTests
         map.FindByName("self")!.Should().BeSameAs(map.Self);
         map.FindByName("nope").Should().BeNull();
     }
+
+    [Fact]
+    public void ACompleteFilterReplacesEveryChunkAndTheServerListFollowsTheService()
+    {
+        var full = Full(Node(1, "self"));
+        full.Filter.Add(new FilterChunk { Name = "old", Rules = { new FilterRule { Sources = { "*" } } } });
+        full.Filter.Add(new FilterChunk { Name = "kept", Rules = { new FilterRule { Sources = { "100.64.0.2/32" } } } });
+        full.FilterEnforced = true;
+        full.ControlUrls.Add(["https://c1.example", "https://c2.example"]);
+        var map = NetmapApplier.ApplyFull(full, "s", 1, revision: 7, epoch: 2);
+        (map.Revision, map.Epoch).Should().Be((7UL, 2UL));
+        map.ControlUrls.Should().Equal("https://c1.example", "https://c2.example");
+
+        var partial = NetmapApplier.ApplyDelta(map, new MapDelta { FilterChunks = { new FilterChunk { Name = "new", Rules = { new FilterRule() } } } },
+            2, out _, revision: 8);
+        partial.Filter.Keys.Should().Equal("kept", "new", "old");
+        (partial.Revision, partial.Epoch).Should().Be((8UL, 2UL), "a delta without an epoch keeps the one known");
+        partial.ControlUrls.Should().Equal(map.ControlUrls, "no server list in the delta: unchanged");
+
+        var complete = NetmapApplier.ApplyDelta(partial, new MapDelta
+        {
+            FilterComplete = true,
+            FilterChunks = { new FilterChunk { Name = "kept", Rules = { new FilterRule { Sources = { "100.64.0.3/32" } } } } },
+            ControlUrls = new ControlUrls { Values = { "https://c3.example" } },
+        }, 3, out _, revision: 9, epoch: 3);
+        complete.Filter.Keys.Should().Equal("kept");
+        complete.Filter["kept"].Rules.Single().Sources.Should().Equal("100.64.0.3/32");
+        complete.ControlUrls.Should().Equal("https://c3.example");
+        (complete.Revision, complete.Epoch).Should().Be((9UL, 3UL));
+
+        var none = NetmapApplier.ApplyDelta(complete, new MapDelta { FilterComplete = true }, 4, out _);
+        none.Filter.Should().BeEmpty("a complete filter with no chunks drops them all");
+        NetmapApplier.ToFullMap(complete).ControlUrls.Should().Equal(["https://c3.example"], "the cache keeps the server list");
+    }
 }

@@ -1,0 +1,84 @@
+using Grpc.Core;
+using MeshNet.Control;
+using MeshNet.Protocol;
+
+namespace MeshNet.Tests.Control;
+
+/// <summary>Where a control attempt goes after a failure: redirects, other servers, retry times. No connection is made.</summary>
+[Trait("Category", "Unit")]
+public sealed class ControlClientRoutingTests
+{
+    private static readonly Uri First = new("http://127.0.0.1:7001");
+    private static readonly Uri Second = new("http://127.0.0.1:7002");
+    private static readonly Uri Owner = new("http://127.0.0.1:7003");
+
+    private static RpcException Failure(StatusCode status, string? reason = null, string? redirect = null, string? retryAfterMs = null)
+    {
+        var trailers = new Metadata();
+        if (reason is not null)
+        {
+            trailers.Add(ControlErrors.TrailerKey, reason);
+        }
+        if (redirect is not null)
+        {
+            trailers.Add(ControlErrors.RedirectTrailer, redirect);
+            trailers.Add(ControlErrors.EpochTrailer, "9");
+        }
+        if (retryAfterMs is not null)
+        {
+            trailers.Add(ControlErrors.RetryAfterTrailer, retryAfterMs);
+        }
+        return new RpcException(new Status(status, "test"), trailers);
+    }
+
+    [Fact]
+    public void ARedirectSwitchesToTheOwnerAndAddsItToTheKnownServers()
+    {
+        using var client = new ControlClient([First, Second], null, null);
+        var route = client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, Owner.ToString()));
+        route.Kind.Should().Be(ControlRouteKind.Redirected);
+        route.RetryAfter.Should().Be(TimeSpan.Zero);
+        client.Url.Should().Be(Owner);
+        client.Servers.Should().Equal(First, Second, Owner);
+
+        client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, "http://127.0.0.1:7002/")).Kind.Should().Be(ControlRouteKind.Redirected);
+        client.Url.Should().Be(Second);
+        client.Servers.Should().HaveCount(3, "a server is known once");
+    }
+
+    [Fact]
+    public void ARedirectToPlainHttpOffLoopbackIsNotFollowed()
+    {
+        using var client = new ControlClient([First, Second], null, null);
+        var route = client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, "http://control.example.com:8080"));
+        route.Kind.Should().Be(ControlRouteKind.Rotated, "the transport policy holds for redirects too");
+        client.Url.Should().Be(Second);
+        client.Servers.Should().Equal(First, Second);
+    }
+
+    [Fact]
+    public void NoOwnerOrAnUnreachableServerRotatesAndCarriesTheServiceRetryTime()
+    {
+        using var client = new ControlClient([First, Second], null, null);
+        var noOwner = client.Route(Failure(StatusCode.Unavailable, ControlErrors.NoOwner, retryAfterMs: "1500"));
+        noOwner.Kind.Should().Be(ControlRouteKind.Rotated);
+        noOwner.RetryAfter.Should().Be(TimeSpan.FromMilliseconds(1500));
+        client.Url.Should().Be(Second);
+
+        client.Route(new HttpRequestException("connection refused")).Kind.Should().Be(ControlRouteKind.Rotated);
+        client.Url.Should().Be(First, "rotation wraps around");
+
+        var refused = client.Route(Failure(StatusCode.PermissionDenied, ControlErrors.AuthKeyUnknown));
+        refused.Kind.Should().Be(ControlRouteKind.Stay, "a refusal is the same everywhere");
+        client.Url.Should().Be(First);
+    }
+
+    [Fact]
+    public void ServersListedByTheNetmapAreLearnedUnderTheTransportPolicy()
+    {
+        using var client = new ControlClient([First], null, null);
+        client.Learn(["https://c2.example.com", "http://c3.example.com", "not a url", "https://c2.example.com:443/", "http://[::1]:9000"]);
+        client.Servers.Select(url => url.ToString()).Should().Equal("http://127.0.0.1:7001/", "https://c2.example.com/", "http://[::1]:9000/");
+        client.Url.Should().Be(First, "learning does not move the client");
+    }
+}
