@@ -8,8 +8,9 @@ namespace MeshNet.Coordination;
 public static class CoordinationEndpointRouteBuilderExtensions
 {
     /// <summary>
-    /// Maps the gRPC services <c>meshnet.control.v1.Control</c> (nodes) and
-    /// <c>meshnet.control.v1.Admin</c> (operators). Requires
+    /// Maps the gRPC services <c>meshnet.control.v1.Control</c> (nodes),
+    /// <c>meshnet.control.v1.Admin</c> (operators) and <c>meshnet.control.v1.Cluster</c> (the other
+    /// servers of the deployment, with the admin token). Requires
     /// <see cref="CoordinationServiceCollectionExtensions.AddMeshNetCoordination"/>. Serve them over
     /// HTTP/2 with TLS; plain HTTP/2 is accepted from loopback only.
     /// </summary>
@@ -20,6 +21,7 @@ public static class CoordinationEndpointRouteBuilderExtensions
         ArgumentNullException.ThrowIfNull(endpoints);
         endpoints.MapGrpcService<ControlService>();
         endpoints.MapGrpcService<AdminService>();
+        endpoints.MapGrpcService<ClusterService>();
         return endpoints;
     }
 }

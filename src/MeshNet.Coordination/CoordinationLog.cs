@@ -118,4 +118,22 @@ internal static partial class CoordinationLog
 
     [LoggerMessage(EventId = 5189, Level = LogLevel.Warning, Message = "A write of tailnet {Tailnet} has an unknown outcome ({Problem}); reloading its bus")]
     public static partial void WriteOutcomeUnknown(ILogger logger, string tailnet, string problem);
+
+    // 5240-5259: incidents.
+    [LoggerMessage(EventId = 5240, Level = LogLevel.Warning,
+        Message = "Incident {Incident}, tailnet {Tailnet}: {Resumed}/{Affected} nodes resumed, control gap median {MedianMs:0} ms, max {MaxMs:0} ms, {NodeSeconds:0.0} node-seconds, severity {Severity}")]
+    public static partial void IncidentPartClosed(ILogger logger, string incident, string tailnet, int resumed, int affected, double medianMs, double maxMs,
+        double nodeSeconds, string severity);
+
+    [LoggerMessage(EventId = 5241, Level = LogLevel.Error, Message = "Incident quarantine: tailnet {Tailnet} is not served ({Affected} nodes had a stream); release it with ReleaseQuarantine once fixed")]
+    public static partial void IncidentQuarantine(ILogger logger, string tailnet, int affected);
+
+    [LoggerMessage(EventId = 5242, Level = LogLevel.Warning, Message = "Recording incident {Incident} failed: {Problem}")]
+    public static partial void IncidentWriteFailed(ILogger logger, string incident, string problem);
+
+    [LoggerMessage(EventId = 5243, Level = LogLevel.Information, Message = "Tailnet {Tailnet} moved from {From} to {To} (epoch {Epoch}): frozen {FrozenMs:0} ms, {Streams} streams redirected")]
+    public static partial void TailnetMoved(ILogger logger, string tailnet, string from, string to, ulong epoch, double frozenMs, int streams);
+
+    [LoggerMessage(EventId = 5244, Level = LogLevel.Warning, Message = "Moving tailnet {Tailnet} to {To} failed: {Problem}; it stays here")]
+    public static partial void TailnetMoveFailed(ILogger logger, string tailnet, string to, string problem);
 }

@@ -138,6 +138,19 @@ public sealed class CoordinationOptions
     public TimeSpan ChangeLogRetention { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
+    /// When a tailnet is handed over to another server, its map streams are ended with a redirect
+    /// at random moments within this window (default 100 ms), so that its nodes reach the new owner
+    /// spread out rather than all at once.
+    /// </summary>
+    public TimeSpan RedirectSpread { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// How long an ownership change is measured (which of the nodes the old owner had come back,
+    /// and when) before its incident part is closed with whatever came back (default 60 seconds).
+    /// </summary>
+    public TimeSpan IncidentTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
     /// Makes the HTTP handler this server uses to call the other servers (forwarded admin writes,
     /// handovers), e.g. to trust a private certificate. Default: a plain <see cref="SocketsHttpHandler"/>.
     /// </summary>
@@ -204,6 +217,8 @@ public sealed class CoordinationOptions
         RequireRange(QuarantineWindow, TimeSpan.Zero, TimeSpan.FromDays(1), nameof(QuarantineWindow));
         RequireRange(ReconnectGrace, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), nameof(ReconnectGrace));
         RequireRange(ChangeLogRetention, TimeSpan.FromMinutes(1), TimeSpan.FromDays(365), nameof(ChangeLogRetention));
+        RequireRange(RedirectSpread, TimeSpan.Zero, TimeSpan.FromSeconds(10), nameof(RedirectSpread));
+        RequireRange(IncidentTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), nameof(IncidentTimeout));
     }
 
     private static bool IsServerId(string id) =>

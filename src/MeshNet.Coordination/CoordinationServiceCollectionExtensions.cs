@@ -1,6 +1,7 @@
 using MeshNet.Coordination.Auth;
 using MeshNet.Coordination.Bus;
 using MeshNet.Coordination.Hosting;
+using MeshNet.Coordination.Incidents;
 using MeshNet.Coordination.Registry;
 using MeshNet.Coordination.Services;
 using MeshNet.Coordination.Sharding;
@@ -58,12 +59,20 @@ public static class CoordinationServiceCollectionExtensions
             new LeaseSettings(options.LeaseTtl, options.LeaseRenewInterval, options.LeaseSafetyMargin, options.LeaseClaimInterval, options.LeaseClaimLimit,
                 options.QuarantineWindow),
             ClockOf(provider, options), provider.GetRequiredService<CoordinationCounters>(), provider.GetRequiredService<ILogger<LeaseKeeper>>()));
+        services.AddSingleton(provider => new CoordinationMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
+            provider.GetRequiredService<CoordinationCounters>(), () => provider.GetRequiredService<LeaseKeeper>().HeldLeases().Count));
+        services.AddSingleton(provider => new IncidentRecorder(provider.GetRequiredService<ICoordinationLeaseStore>(),
+            provider.GetRequiredService<ICoordinationStore>(), provider.GetRequiredService<CoordinationMetrics>(), ClockOf(provider, options),
+            options.IncidentTimeout, provider.GetRequiredService<LeaseKeeper>().Server.Id, provider.GetRequiredService<ILogger<IncidentRecorder>>()));
         services.AddSingleton(provider =>
         {
             var hub = new TailnetHub(provider.GetRequiredService<ICoordinationStore>(), provider.GetRequiredService<LeaseKeeper>(),
                 provider.GetRequiredService<BusSettings>(), ClockOf(provider, options), provider.GetRequiredService<CoordinationCounters>(),
-                provider.GetRequiredService<ILogger<TailnetHub>>());
-            provider.GetRequiredService<LeaseKeeper>().SetListener(hub);
+                provider.GetRequiredService<IncidentRecorder>(), provider.GetRequiredService<ILogger<TailnetHub>>());
+            var keeper = provider.GetRequiredService<LeaseKeeper>();
+            keeper.SetListener(hub);
+            var counters = provider.GetRequiredService<CoordinationCounters>();
+            keeper.LoadReport = () => hub.Load.Sample(hub.Loaded(), keeper.HeldLeases().Count, counters.MapStreamsActive).ToJson();
             return hub;
         });
         services.AddSingleton(provider => new CoordinationRuntime(provider.GetRequiredService<ICoordinationStore>(), ClockOf(provider, options),
@@ -78,7 +87,11 @@ public static class CoordinationServiceCollectionExtensions
         services.AddSingleton(provider => ActivatorUtilities.CreateInstance<NodeProofInterceptor>(provider, ClockOf(provider, options)));
         services.AddSingleton<AdminTokenInterceptor>();
         services.AddSingleton<DomainFailureInterceptor>();
-        services.AddSingleton(provider => new AdminForwarder(options, ClockOf(provider, options)));
+        services.AddSingleton(_ => new PeerChannels(options));
+        services.AddSingleton(provider => new AdminForwarder(provider.GetRequiredService<PeerChannels>(), ClockOf(provider, options)));
+        services.AddSingleton<IClusterPeers>(provider => new ClusterPeers(provider.GetRequiredService<PeerChannels>()));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<TailnetMover>(provider, ClockOf(provider, options)));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<ClusterOperations>(provider));
         services.AddHostedService(provider => ActivatorUtilities.CreateInstance<CoordinationHostedService>(provider, ClockOf(provider, options)));
 
         services.AddGrpc()
@@ -93,9 +106,16 @@ public static class CoordinationServiceCollectionExtensions
                 grpc.MaxReceiveMessageSize = options.MaxRequestSize;
                 grpc.Interceptors.Add<DomainFailureInterceptor>();
                 grpc.Interceptors.Add<AdminTokenInterceptor>();
+            })
+            .AddServiceOptions<ClusterService>(grpc =>
+            {
+                grpc.MaxReceiveMessageSize = options.MaxRequestSize;
+                grpc.Interceptors.Add<DomainFailureInterceptor>();
+                grpc.Interceptors.Add<AdminTokenInterceptor>();
             });
         services.AddSingleton(provider => ActivatorUtilities.CreateInstance<ControlService>(provider, ClockOf(provider, options)));
         services.AddSingleton(provider => ActivatorUtilities.CreateInstance<AdminService>(provider));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<ClusterService>(provider));
         return services;
     }
 

@@ -1,3 +1,4 @@
+using MeshNet.Coordination.Incidents;
 using MeshNet.Coordination.Sharding;
 using MeshNet.Coordination.Storage;
 using MeshNet.Coordination.Validation;
@@ -18,18 +19,23 @@ internal sealed class TailnetHub : ILeaseListener
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Task<TailnetBus?>> _buses = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (StoredTailnetState State, long At)> _warm = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _expectedHandovers = new(StringComparer.Ordinal);
     private readonly ICoordinationStore _store;
     private readonly LeaseKeeper _keeper;
     private readonly BusSettings _settings;
     private readonly TimeProvider _time;
     private readonly CoordinationCounters _counters;
+    private readonly IncidentRecorder _recorder;
     private readonly ILogger _logger;
     private IReadOnlyList<string> _controlUrls = [];
     private CoordinationException? _stopped;
 
     public TailnetHub(ICoordinationStore store, LeaseKeeper keeper, BusSettings settings, TimeProvider time, CoordinationCounters counters,
-        ILogger<TailnetHub> logger)
+        IncidentRecorder recorder, ILogger<TailnetHub> logger)
     {
+        _recorder = recorder;
+        Load = new LoadMeter(time);
         _store = store;
         _keeper = keeper;
         _settings = settings;
@@ -45,6 +51,11 @@ internal sealed class TailnetHub : ILeaseListener
     public CoordinationCounters Counters => _counters;
 
     public ILogger Logger => _logger;
+
+    public IncidentRecorder Recorder => _recorder;
+
+    /// <summary>The load of the tailnets served here (change rates), for heartbeats and the rebalancer.</summary>
+    public LoadMeter Load { get; }
 
     /// <summary>
     /// The bus of <paramref name="tailnet"/>, loading it if needed; null when the tailnet does not exist.
@@ -184,6 +195,17 @@ internal sealed class TailnetHub : ILeaseListener
         return task is { IsCompletedSuccessfully: true, Result: { } bus } ? bus.Close(failureOf) : 0;
     }
 
+    /// <summary>Closes the tailnet's bus at once and ends its streams spread over <paramref name="window"/>, and forgets it.</summary>
+    public int CloseSpread(string tailnet, Func<MapStream, CoordinationException> failureOf, TimeSpan window, Random random)
+    {
+        Task<TailnetBus?>? task;
+        lock (_gate)
+        {
+            _buses.Remove(tailnet, out task);
+        }
+        return task is { IsCompletedSuccessfully: true, Result: { } bus } ? bus.CloseSpread(failureOf, window, random) : 0;
+    }
+
     /// <summary>Closes every bus and refuses to load more (service stopping).</summary>
     /// <returns>How many streams were ended.</returns>
     public int CloseAll(CoordinationException failure)
@@ -208,14 +230,101 @@ internal sealed class TailnetHub : ILeaseListener
         }
     }
 
+    /// <summary>
+    /// Reads a tailnet that is about to be handed over to this server, so that taking it on costs
+    /// no store read when nothing changed since (the snapshot is used if the tailnet's revision is
+    /// still the same when its bus loads). The snapshot is kept for a minute.
+    /// </summary>
+    /// <returns>The revision read.</returns>
+    public async Task<ulong> PrepareAsync(string tailnet, CancellationToken cancellationToken)
+    {
+        var state = await _store.LoadTailnetAsync(tailnet, cancellationToken).ConfigureAwait(false)
+            ?? throw Failures.NotFound($"tailnet '{tailnet}' does not exist");
+        lock (_gate)
+        {
+            _warm[tailnet] = (state, _time.GetTimestamp());
+        }
+        return state.Revision;
+    }
+
+    /// <summary>The next grant of <paramref name="tailnet"/> is a handover whose caller records it: not a failover.</summary>
+    public void ExpectHandover(string tailnet, bool expected)
+    {
+        lock (_gate)
+        {
+            if (expected)
+            {
+                _expectedHandovers.Add(tailnet);
+            }
+            else
+            {
+                _expectedHandovers.Remove(tailnet);
+            }
+        }
+    }
+
     /// <inheritdoc />
     public void OnLeaseGranted(LeaseGrant grant)
     {
+        if (grant.Quarantined)
+        {
+            _ = RecordQuarantineAsync(grant);
+            return;
+        }
+        lock (_gate)
+        {
+            if (_expectedHandovers.Contains(grant.Tailnet))
+            {
+                return;
+            }
+        }
+        if (grant.PreviousOwner is null && !grant.Released)
+        {
+            _ = LoadQuietlyAsync(grant.Tailnet, null); // a tailnet nobody served yet: warm its bus, nothing to measure
+            return;
+        }
+        // Another owner stopped serving it (died, paused, cut off, or stopped cleanly): a standby takes it on.
+        var detect = grant.PreviousRenewal is { } renewal && grant.GrantedAt > renewal ? grant.GrantedAt - renewal : TimeSpan.Zero;
+        string cause = grant.Released ? IncidentCauses.Release : IncidentCauses.Failover;
+        string subject = grant.PreviousOwner ?? "(released)";
+        var takeover = new TailnetTakeover(grant.Tailnet, grant.Epoch, cause, $"{cause}:{subject}:{grant.PreviousInstance ?? grant.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+            subject, _time.GetTimestamp() - (long)(detect.TotalSeconds * _time.TimestampFrequency), grant.GrantedAt - detect, detect);
+        _ = LoadQuietlyAsync(grant.Tailnet, takeover);
+    }
+
+    /// <summary>Loads the tailnet's bus now (hot standby) and, for a takeover, starts measuring which of its nodes come back.</summary>
+    public async Task LoadQuietlyAsync(string tailnet, TailnetTakeover? takeover)
+    {
+        try
+        {
+            var bus = await GetAsync(tailnet, CancellationToken.None).ConfigureAwait(false);
+            if (bus is not null && takeover is not null)
+            {
+                _recorder.Begin(takeover, bus.OnlineNodes());
+            }
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            CoordinationLog.LeaseRoundFailed(_logger, $"loading {tailnet} after its lease was granted: {exception.Message}");
+        }
+    }
+
+    private async Task RecordQuarantineAsync(LeaseGrant grant)
+    {
+        try
+        {
+            await _recorder.QuarantinedAsync(grant, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            CoordinationLog.IncidentWriteFailed(_logger, $"quarantine:{grant.Tailnet}", exception.Message);
+        }
     }
 
     /// <inheritdoc />
     public void OnLeaseLost(string tailnet, ulong epoch, LeaseLoss reason)
     {
+        Load.Forget(tailnet);
         if (TryGetLoaded(tailnet) is { } bus && bus.Epoch == epoch && reason != LeaseLoss.Released)
         {
             // Nodes come back (here or to any server) and are sent on to wherever it is served now.
@@ -265,6 +374,21 @@ internal sealed class TailnetHub : ILeaseListener
         }
     }
 
+    /// <summary>The prepared snapshot of the tailnet when it is recent and nothing was committed since.</summary>
+    private async Task<StoredTailnetState?> WarmStateAsync(string tailnet)
+    {
+        (StoredTailnetState State, long At) warm;
+        lock (_gate)
+        {
+            if (!_warm.Remove(tailnet, out warm) || _time.GetElapsedTime(warm.At) > TimeSpan.FromMinutes(1))
+            {
+                return null;
+            }
+        }
+        var lease = await _keeper.Store.GetLeaseAsync(tailnet, CancellationToken.None).ConfigureAwait(false);
+        return lease is not null && lease.Revision == warm.State.Revision ? warm.State : null;
+    }
+
     private void ForgetBus(TailnetBus bus)
     {
         lock (_gate)
@@ -290,7 +414,8 @@ internal sealed class TailnetHub : ILeaseListener
     private async Task<TailnetBus?> LoadAsync(string tailnet, ulong epoch)
     {
         await Task.Yield();
-        var state = await _store.LoadTailnetAsync(tailnet, CancellationToken.None).ConfigureAwait(false);
+        var state = await WarmStateAsync(tailnet).ConfigureAwait(false)
+            ?? await _store.LoadTailnetAsync(tailnet, CancellationToken.None).ConfigureAwait(false);
         if (state is null)
         {
             return null;

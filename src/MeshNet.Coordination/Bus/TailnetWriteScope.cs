@@ -48,6 +48,10 @@ internal sealed class TailnetWriteScope : IDisposable
             }
             if (result.Status != FencedStatus.Fenced)
             {
+                if (result.IsCommitted)
+                {
+                    _hub.Load.Committed(Bus.Tailnet);
+                }
                 return result;
             }
             if (attempt == 0 && await _hub.Keeper.ConfirmAsync(Bus.Tailnet, Bus.Epoch, cancellationToken).ConfigureAwait(false))

@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using Grpc.Core;
-using Grpc.Net.Client;
 using MeshNet.Protocol;
 using AdminApi = MeshNet.Control.V1.Admin;
 
@@ -13,21 +11,18 @@ namespace MeshNet.Coordination.Services;
 /// owner exactly once. Follows at most <see cref="MaxHops"/> redirects and waits out "no owner"
 /// answers (a failover or a move in progress) for up to <see cref="MaxWait"/>.
 /// </summary>
-/// <remarks>Thread-safe. One HTTP/2 channel per peer URL, kept for the service's lifetime.</remarks>
-internal sealed class AdminForwarder : IDisposable
+/// <remarks>Thread-safe.</remarks>
+internal sealed class AdminForwarder
 {
     private const int MaxHops = 4;
     private static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(30);
 
-    private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
-    private readonly string _adminToken;
-    private readonly Func<HttpMessageHandler>? _handlerFactory;
+    private readonly PeerChannels _peers;
     private readonly TimeProvider _time;
 
-    public AdminForwarder(CoordinationOptions options, TimeProvider time)
+    public AdminForwarder(PeerChannels peers, TimeProvider time)
     {
-        _adminToken = options.AdminToken!;
-        _handlerFactory = options.PeerHandlerFactory;
+        _peers = peers;
         _time = time;
     }
 
@@ -82,15 +77,10 @@ internal sealed class AdminForwarder : IDisposable
             {
                 throw failure;
             }
-            var headers = new Metadata
-            {
-                { "authorization", $"Bearer {_adminToken}" },
-                { ControlErrors.IdempotencyKeyHeader, key },
-            };
-            var options = new CallOptions(headers, context.Deadline, context.CancellationToken);
+            var options = _peers.Options(key, context.Deadline, context.CancellationToken);
             try
             {
-                return await remote(new AdminApi.AdminClient(Channel(failure.OwnerUrl!)), options).ConfigureAwait(false);
+                return await remote(new AdminApi.AdminClient(_peers.Channel(failure.OwnerUrl!)), options).ConfigureAwait(false);
             }
             catch (RpcException rpc) when (rpc.StatusCode == StatusCode.Unavailable &&
                 rpc.Trailers.GetValue(ControlErrors.TrailerKey) is ControlErrors.NotOwner or ControlErrors.NoOwner)
@@ -110,19 +100,5 @@ internal sealed class AdminForwarder : IDisposable
         }
         long.TryParse(rpc.Trailers.GetValue(ControlErrors.RetryAfterTrailer), out var retry);
         return new CoordinationException(CoordinationErrorCode.NoOwner, rpc.Status.Detail) { RetryAfter = TimeSpan.FromMilliseconds(Math.Clamp(retry, 10, 5000)) };
-    }
-
-    private GrpcChannel Channel(string url) => _channels.GetOrAdd(url, address => GrpcChannel.ForAddress(address, new GrpcChannelOptions
-    {
-        HttpHandler = _handlerFactory?.Invoke() ?? new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
-        DisposeHttpClient = true,
-    }));
-
-    public void Dispose()
-    {
-        foreach (var channel in _channels.Values)
-        {
-            channel.Dispose();
-        }
     }
 }

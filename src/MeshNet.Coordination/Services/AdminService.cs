@@ -14,11 +14,13 @@ namespace MeshNet.Coordination.Services;
 internal sealed class AdminService : AdminApi.AdminBase
 {
     private readonly AdminOperations _operations;
+    private readonly ClusterOperations _cluster;
     private readonly AdminForwarder _forwarder;
 
-    public AdminService(AdminOperations operations, AdminForwarder forwarder)
+    public AdminService(AdminOperations operations, ClusterOperations cluster, AdminForwarder forwarder)
     {
         _operations = operations;
+        _cluster = cluster;
         _forwarder = forwarder;
     }
 
@@ -72,4 +74,32 @@ internal sealed class AdminService : AdminApi.AdminBase
             await _operations.ExpireNodeKeyAsync(request.Tailnet, request.Id, context.CancellationToken, key).ConfigureAwait(false);
             return new ExpireNodeKeyResponse();
         }, (client, options) => client.ExpireNodeKeyAsync(request, options).ResponseAsync);
+
+    public override Task<MoveTailnetResponse> MoveTailnet(MoveTailnetRequest request, ServerCallContext context) =>
+        _forwarder.RunAsync(context, _ => _cluster.MoveTailnetAsync(request, context.CancellationToken),
+            (client, options) => client.MoveTailnetAsync(request, options).ResponseAsync);
+
+    public override Task<DrainServerResponse> DrainServer(DrainServerRequest request, ServerCallContext context) =>
+        _cluster.DrainServerAsync(request, context.CancellationToken);
+
+    public override Task<ListServersResponse> ListServers(ListServersRequest request, ServerCallContext context) =>
+        _cluster.ListServersAsync(context.CancellationToken);
+
+    public override Task<ListLeasesResponse> ListLeases(ListLeasesRequest request, ServerCallContext context) =>
+        _cluster.ListLeasesAsync(context.CancellationToken);
+
+    public override Task<ListIncidentsResponse> ListIncidents(ListIncidentsRequest request, ServerCallContext context) =>
+        _cluster.ListIncidentsAsync(request, context.CancellationToken);
+
+    public override async Task<ReleaseQuarantineResponse> ReleaseQuarantine(ReleaseQuarantineRequest request, ServerCallContext context)
+    {
+        await _cluster.ReleaseQuarantineAsync(request.Tailnet, context.CancellationToken).ConfigureAwait(false);
+        return new ReleaseQuarantineResponse();
+    }
+
+    public override async Task<SetRebalancerResponse> SetRebalancer(SetRebalancerRequest request, ServerCallContext context)
+    {
+        await _cluster.SetRebalancerAsync(request.Paused, context.CancellationToken).ConfigureAwait(false);
+        return new SetRebalancerResponse();
+    }
 }

@@ -77,6 +77,7 @@ internal sealed class ControlService : ControlApi.ControlBase
             stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, request.LastRevision, now, out kind);
         }
         _counters.StreamOpened();
+        _hub.Recorder.OnAttached(node.Tailnet, node.Id);
         CoordinationLog.MapStreamOpened(_logger, node.Id, kind.ToString());
         try
         {

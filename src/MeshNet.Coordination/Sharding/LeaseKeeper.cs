@@ -209,6 +209,22 @@ internal sealed class LeaseKeeper : IAsyncDisposable
         _listener?.OnLeaseGranted(grant);
     }
 
+    /// <summary>
+    /// Marks a lease as being handed over (or no longer): while it is, a renewal that does not
+    /// return it does not report it lost (the handover's own compare-and-set took it); the mover
+    /// then forgets it, or clears the mark when the handover did not happen.
+    /// </summary>
+    public void SetHandingOver(string tailnet, ulong epoch, bool handingOver)
+    {
+        lock (_gate)
+        {
+            if (_held.TryGetValue(tailnet, out var held) && held.Epoch == epoch)
+            {
+                held.HandingOver = handingOver;
+            }
+        }
+    }
+
     /// <summary>Forgets a lease this server gave up (handover, release); the listener hears <see cref="LeaseLoss.Released"/>.</summary>
     public void Forget(string tailnet, ulong epoch)
     {
@@ -329,7 +345,7 @@ internal sealed class LeaseKeeper : IAsyncDisposable
                         held.Deadline = Math.Max(held.Deadline, deadline);
                         held.Lapsed = false;
                     }
-                    else if (held.GrantedAt < sentAt)
+                    else if (held.GrantedAt < sentAt && !held.HandingOver)
                     {
                         _held.Remove(tailnet);
                         lost.Add((tailnet, held.Epoch, LeaseLoss.Taken));
@@ -526,6 +542,9 @@ internal sealed class LeaseKeeper : IAsyncDisposable
 
         /// <summary>Declared lapsed: not served until a renewal revives it.</summary>
         public bool Lapsed { get; set; }
+
+        /// <summary>Being handed over by this server: its absence from a renewal is expected.</summary>
+        public bool HandingOver { get; set; }
 
         public bool IsFresh(long now) => !Lapsed && now < Deadline;
     }

@@ -6,7 +6,9 @@ namespace MeshNet.Coordination.Sharding;
 /// <summary>
 /// The live coordination servers as the store knows them (registered, not stopped, heartbeat
 /// within two lease TTLs), and the URLs nodes are told to use: refreshed by the maintenance pass
-/// and passed to every bus, which tells its nodes when the set changes. Thread-safe.
+/// and passed to every bus, which tells its nodes when the set changes. A server alone tells its
+/// nodes nothing (there is no other server to fall back to, and the URL it listens on may not be
+/// the one nodes reach it at, behind a proxy). Thread-safe.
 /// </summary>
 internal sealed class ServerDirectory
 {
@@ -32,6 +34,6 @@ internal sealed class ServerDirectory
         var liveLimit = _keeper.Settings.Ttl * 2;
         var live = all.Where(server => !server.Stopped && server.HeartbeatAge < liveLimit && server.Url.Length > 0).ToList();
         _servers = live;
-        _hub.SetControlUrls([.. live.Select(server => server.Url).Order(StringComparer.Ordinal)]);
+        _hub.SetControlUrls(live.Count < 2 ? [] : [.. live.Select(server => server.Url).Order(StringComparer.Ordinal)]);
     }
 }

@@ -20,4 +20,12 @@ internal static class Errors
         }
         return exception;
     }
+
+    /// <summary>Runs <paramref name="call"/>, expecting a <see cref="CoordinationException"/> with this code.</summary>
+    public static async Task<CoordinationException> ExpectAsync(Func<Task> call, CoordinationErrorCode code)
+    {
+        var exception = (await call.Should().ThrowAsync<CoordinationException>()).Which;
+        exception.ErrorCode.Should().Be(code, exception.Message);
+        return exception;
+    }
 }

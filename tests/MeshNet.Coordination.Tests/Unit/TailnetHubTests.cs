@@ -25,23 +25,27 @@ public sealed class TailnetHubTests : IDisposable
         var keeper = new LeaseKeeper(store, new ServerIdentity("embedded", "", ServerIdentity.NewInstance()),
             new LeaseSettings(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(250), 16, TimeSpan.Zero),
             clock, counters, NullLogger<LeaseKeeper>.Instance);
-        var hub = new TailnetHub(store, keeper, settings, clock, counters, NullLogger<TailnetHub>.Instance);
+        var recorder = new Incidents.IncidentRecorder(store, store, new Incidents.CoordinationMetrics(null, counters, () => 0), clock, TimeSpan.FromMinutes(1),
+            "embedded", NullLogger<Incidents.IncidentRecorder>.Instance);
+        var hub = new TailnetHub(store, keeper, settings, clock, counters, recorder, NullLogger<TailnetHub>.Instance);
         keeper.SetListener(hub);
         await keeper.StartAsync(default);
         return (hub, store);
     }
 
     [Fact]
-    public async Task BusesLoadOnDemandAndUnknownTailnetsHaveNone()
+    public async Task BusesLoadWhenTheirLeaseIsGrantedOrOnDemandAndUnknownTailnetsHaveNone()
     {
         var (hub, store) = await CreateAsync();
         using var _ = store;
-        hub.TryGetLoaded("acme").Should().BeNull();
         var bus = await hub.GetAsync("acme", default);
         bus!.Domain.Should().Be("acme.meshnet.internal");
         (await hub.GetAsync("acme", default)).Should().BeSameAs(bus);
         (await hub.GetAsync("nope", default)).Should().BeNull();
         (await hub.LockAsync("nope", default)).Should().BeNull();
+        hub.RetireIdle().Should().Be(1);
+        hub.TryGetLoaded("acme").Should().BeNull("a retired bus is unloaded; the lease is kept");
+        (await hub.GetAsync("acme", default)).Should().NotBeSameAs(bus, "the next user loads it again");
     }
 
     [Fact]

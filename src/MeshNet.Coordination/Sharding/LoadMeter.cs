@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using MeshNet.Coordination.Bus;
+
+namespace MeshNet.Coordination.Sharding;
+
+/// <summary>
+/// Measures this server's load for the rebalancer: per tailnet, committed changes per second (an
+/// EWMA with a time constant of <see cref="TimeConstant"/>) weighted by the tailnet's nodes (the
+/// work each change fans out to) and its live streams; for the server, their sums and the CPU
+/// the process uses. <see cref="Sample"/> advances the averages (each heartbeat calls it).
+/// </summary>
+/// <remarks>Thread-safe: counts are added with interlocked operations; <c>_gate</c> guards the averages.</remarks>
+internal sealed class LoadMeter
+{
+    /// <summary>The EWMA time constant.</summary>
+    public static readonly TimeSpan TimeConstant = TimeSpan.FromSeconds(30);
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, TailnetRate> _rates = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time;
+    private long _sampledAt;
+    private TimeSpan _cpuAt;
+    private double _cpu;
+
+    public LoadMeter(TimeProvider time)
+    {
+        _time = time;
+        _sampledAt = time.GetTimestamp();
+        _cpuAt = ProcessCpu();
+    }
+
+    /// <summary>A change of <paramref name="tailnet"/> was committed.</summary>
+    public void Committed(string tailnet)
+    {
+        TailnetRate rate;
+        lock (_gate)
+        {
+            if (!_rates.TryGetValue(tailnet, out rate!))
+            {
+                rate = new TailnetRate();
+                _rates[tailnet] = rate;
+            }
+        }
+        Interlocked.Increment(ref rate.Pending);
+    }
+
+    /// <summary>Folds the changes since the last sample into the averages and measures CPU; returns the server's load.</summary>
+    public ServerLoad Sample(IReadOnlyList<TailnetBus> buses, int tailnetsServed, long streams)
+    {
+        lock (_gate)
+        {
+            long now = _time.GetTimestamp();
+            double seconds = Math.Max(_time.GetElapsedTime(_sampledAt, now).TotalSeconds, 1e-3);
+            _sampledAt = now;
+            double alpha = 1 - Math.Exp(-seconds / TimeConstant.TotalSeconds);
+            foreach (var rate in _rates.Values)
+            {
+                double instant = Interlocked.Exchange(ref rate.Pending, 0) / seconds;
+                rate.PerSecond += alpha * (instant - rate.PerSecond);
+            }
+            var cpu = ProcessCpu();
+            _cpu = (cpu - _cpuAt).TotalSeconds / seconds;
+            _cpuAt = cpu;
+            double weighted = buses.Sum(bus => RateOf(bus.Tailnet) * bus.NodeCount);
+            return new ServerLoad(tailnetsServed, streams, weighted, _cpu);
+        }
+    }
+
+    /// <summary>Each loaded tailnet's load: streams, nodes, changes per second × nodes.</summary>
+    public IReadOnlyList<TailnetLoad> Tailnets(IReadOnlyList<TailnetBus> buses)
+    {
+        lock (_gate)
+        {
+            return [.. buses.Select(bus => new TailnetLoad(bus.Tailnet, bus.LiveStreamCount, bus.NodeCount, RateOf(bus.Tailnet) * bus.NodeCount))];
+        }
+    }
+
+    /// <summary>Forgets a tailnet this server no longer serves.</summary>
+    public void Forget(string tailnet)
+    {
+        lock (_gate)
+        {
+            _rates.Remove(tailnet);
+        }
+    }
+
+    private double RateOf(string tailnet) => _rates.TryGetValue(tailnet, out var rate) ? rate.PerSecond : 0;
+
+    private static TimeSpan ProcessCpu()
+    {
+        using var process = Process.GetCurrentProcess();
+        return process.TotalProcessorTime;
+    }
+
+    private sealed class TailnetRate
+    {
+        public long Pending;
+
+        public double PerSecond;
+    }
+}
