@@ -15,6 +15,7 @@ public sealed partial class CoordinationCounters
     private long _liveStateBatches;
     private long _liveStateWrites;
     private long _rateLimited;
+    private long _rebalanceMoves;
 
     /// <summary>Successful lease renewals (one statement renews every lease this server holds).</summary>
     public long LeaseRenewals => Volatile.Read(ref _leaseRenewals);
@@ -52,6 +53,9 @@ public sealed partial class CoordinationCounters
     /// <summary>Node live-state records written (in <see cref="LiveStateBatches"/>).</summary>
     public long LiveStateWrites => Volatile.Read(ref _liveStateWrites);
 
+    /// <summary>Tailnets this server's rebalancer moved (as the leader).</summary>
+    public long RebalanceMoves => Volatile.Read(ref _rebalanceMoves);
+
     /// <summary>Calls refused because their tailnet exceeded a limit.</summary>
     public long RateLimited => Volatile.Read(ref _rateLimited);
 
@@ -87,4 +91,6 @@ public sealed partial class CoordinationCounters
     }
 
     internal void RateLimitHit() => Interlocked.Increment(ref _rateLimited);
+
+    internal void RebalanceMoved() => Interlocked.Increment(ref _rebalanceMoves);
 }

@@ -136,4 +136,7 @@ internal static partial class CoordinationLog
 
     [LoggerMessage(EventId = 5244, Level = LogLevel.Warning, Message = "Moving tailnet {Tailnet} to {To} failed: {Problem}; it stays here")]
     public static partial void TailnetMoveFailed(ILogger logger, string tailnet, string to, string problem);
+
+    [LoggerMessage(EventId = 5245, Level = LogLevel.Information, Message = "Rebalancing moved tailnet {Tailnet} from {From} to {To} (load {Score:0.#})")]
+    public static partial void RebalanceMoved(ILogger logger, string tailnet, string from, string to, double score);
 }

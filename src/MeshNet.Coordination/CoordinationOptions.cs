@@ -151,6 +151,21 @@ public sealed class CoordinationOptions
     public TimeSpan IncidentTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
+    /// How often the rebalancer (run by one server at a time) evens out the servers' load by moving
+    /// tailnets (default 15 seconds; zero turns rebalancing off on this server).
+    /// </summary>
+    public TimeSpan RebalanceInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>A tailnet is not moved again by the rebalancer within this time of its last move (default 5 minutes).</summary>
+    public TimeSpan RebalanceCooldown { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How far above the mean (a fraction of it) a server's load may be, and above the least loaded
+    /// server's, before the rebalancer moves anything (default 0.05).
+    /// </summary>
+    public double RebalanceHysteresis { get; set; } = 0.05;
+
+    /// <summary>
     /// Makes the HTTP handler this server uses to call the other servers (forwarded admin writes,
     /// handovers), e.g. to trust a private certificate. Default: a plain <see cref="SocketsHttpHandler"/>.
     /// </summary>
@@ -219,6 +234,12 @@ public sealed class CoordinationOptions
         RequireRange(ChangeLogRetention, TimeSpan.FromMinutes(1), TimeSpan.FromDays(365), nameof(ChangeLogRetention));
         RequireRange(RedirectSpread, TimeSpan.Zero, TimeSpan.FromSeconds(10), nameof(RedirectSpread));
         RequireRange(IncidentTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), nameof(IncidentTimeout));
+        RequireRange(RebalanceInterval, TimeSpan.Zero, TimeSpan.FromHours(1), nameof(RebalanceInterval));
+        RequireRange(RebalanceCooldown, TimeSpan.Zero, TimeSpan.FromDays(1), nameof(RebalanceCooldown));
+        if (!(RebalanceHysteresis >= 0 && RebalanceHysteresis <= 1))
+        {
+            throw new ArgumentException($"CoordinationOptions.RebalanceHysteresis must be between 0 and 1, not {RebalanceHysteresis}.", nameof(RebalanceHysteresis));
+        }
     }
 
     private static bool IsServerId(string id) =>

@@ -92,6 +92,7 @@ public static class CoordinationServiceCollectionExtensions
         services.AddSingleton<IClusterPeers>(provider => new ClusterPeers(provider.GetRequiredService<PeerChannels>()));
         services.AddSingleton(provider => ActivatorUtilities.CreateInstance<TailnetMover>(provider, ClockOf(provider, options)));
         services.AddSingleton(provider => ActivatorUtilities.CreateInstance<ClusterOperations>(provider));
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<Rebalancer>(provider, ClockOf(provider, options)));
         services.AddHostedService(provider => ActivatorUtilities.CreateInstance<CoordinationHostedService>(provider, ClockOf(provider, options)));
 
         services.AddGrpc()

@@ -26,6 +26,7 @@ internal sealed class CoordinationHostedService : IHostedService, IDisposable
     private readonly TailnetHub _hub;
     private readonly LeaseKeeper _keeper;
     private readonly ServerDirectory _directory;
+    private readonly Rebalancer _rebalancer;
     private readonly TimeProvider _time;
     private readonly TimeSpan _interval;
     private readonly bool _urlConfigured;
@@ -39,13 +40,14 @@ internal sealed class CoordinationHostedService : IHostedService, IDisposable
     private int _running;
 
     public CoordinationHostedService(CoordinationRuntime runtime, NodeLifecycle lifecycle, TailnetHub hub, LeaseKeeper keeper, ServerDirectory directory,
-        CoordinationOptions options, TimeProvider time, IHostApplicationLifetime lifetime, IServer server, ILogger<CoordinationHostedService> logger)
+        Rebalancer rebalancer, CoordinationOptions options, TimeProvider time, IHostApplicationLifetime lifetime, IServer server, ILogger<CoordinationHostedService> logger)
     {
         _runtime = runtime;
         _lifecycle = lifecycle;
         _hub = hub;
         _keeper = keeper;
         _directory = directory;
+        _rebalancer = rebalancer;
         _time = time;
         _interval = options.MaintenanceInterval;
         _urlConfigured = options.AdvertisedUrl is not null;
@@ -61,11 +63,13 @@ internal sealed class CoordinationHostedService : IHostedService, IDisposable
         _stoppingRegistration = _lifetime.ApplicationStopping.Register(CloseStreams);
         _startedRegistration = _lifetime.ApplicationStarted.Register(() => _ = OnStartedAsync());
         _timer = _time.CreateTimer(static state => ((CoordinationHostedService)state!).OnTimer(), this, _interval, Timeout.InfiniteTimeSpan);
+        _rebalancer.Start();
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _timer?.Dispose();
+        _rebalancer.Dispose();
         _stopping.Cancel();
         CloseStreams();
         await _keeper.StopAsync(cancellationToken).ConfigureAwait(false);

@@ -41,4 +41,19 @@ internal sealed class ClusterPeers : IClusterPeers
         return await client.DrainServerAsync(new DrainServerRequest { Server = serverId, Undrain = undrain }, _channels.Options(null, null, cancellationToken))
             .ResponseAsync.ConfigureAwait(false);
     }
+
+    public async Task<RebalancePlanner.ServerLoads> GetLoadAsync(string url, CancellationToken cancellationToken)
+    {
+        var client = new Cluster.ClusterClient(_channels.Channel(url));
+        var response = await client.GetLoadAsync(new GetLoadRequest(), _channels.Options(null, null, cancellationToken)).ResponseAsync.ConfigureAwait(false);
+        return new RebalancePlanner.ServerLoads(response.Server,
+            [.. response.Tailnets.Select(load => new TailnetLoad(load.Tailnet, (int)load.Streams, (int)load.Nodes, load.WeightedChangeRate))], response.Cpu);
+    }
+
+    public async Task<MoveTailnetResponse> MoveAsync(string url, string tailnet, string targetServer, CancellationToken cancellationToken)
+    {
+        var client = new Admin.AdminClient(_channels.Channel(url));
+        return await client.MoveTailnetAsync(new MoveTailnetRequest { Tailnet = tailnet, TargetServer = targetServer },
+            _channels.Options(null, null, cancellationToken)).ResponseAsync.ConfigureAwait(false);
+    }
 }

@@ -14,11 +14,13 @@ internal sealed class ClusterService : ClusterApi.ClusterBase
 {
     private readonly TailnetHub _hub;
     private readonly TailnetMover _mover;
+    private readonly LeaseKeeper _keeper;
 
-    public ClusterService(TailnetHub hub, TailnetMover mover)
+    public ClusterService(TailnetHub hub, TailnetMover mover, LeaseKeeper keeper)
     {
         _hub = hub;
         _mover = mover;
+        _keeper = keeper;
     }
 
     public override async Task<PrepareTailnetResponse> PrepareTailnet(PrepareTailnetRequest request, ServerCallContext context)
@@ -34,5 +36,22 @@ internal sealed class ClusterService : ClusterApi.ClusterBase
             request.Cause.Length == 0 ? Incidents.IncidentCauses.PlannedMove : request.Cause, request.Incident,
             request.FrozenFor?.ToTimeSpan() ?? TimeSpan.Zero), context.CancellationToken).ConfigureAwait(false);
         return new AcceptTailnetResponse { Epoch = epoch };
+    }
+
+    public override Task<GetLoadResponse> GetLoad(GetLoadRequest request, ServerCallContext context)
+    {
+        var held = _keeper.HeldLeases().Select(lease => lease.Tailnet).ToHashSet(StringComparer.Ordinal);
+        var response = new GetLoadResponse { Server = _keeper.Server.Id, Cpu = _hub.Load.Cpu };
+        foreach (var load in _hub.Load.Tailnets(_hub.Loaded()).Where(load => held.Contains(load.Tailnet)))
+        {
+            response.Tailnets.Add(new TailnetLoadReport
+            {
+                Tailnet = load.Tailnet,
+                Streams = (uint)load.Streams,
+                Nodes = (uint)load.Nodes,
+                WeightedChangeRate = load.WeightedChangeRate,
+            });
+        }
+        return Task.FromResult(response);
     }
 }

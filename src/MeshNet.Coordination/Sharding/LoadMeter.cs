@@ -29,6 +29,18 @@ internal sealed class LoadMeter
         _cpuAt = ProcessCpu();
     }
 
+    /// <summary>The process's CPU use at the last sample, a fraction of one core.</summary>
+    public double Cpu
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _cpu;
+            }
+        }
+    }
+
     /// <summary>A change of <paramref name="tailnet"/> was committed.</summary>
     public void Committed(string tailnet)
     {
