@@ -151,6 +151,25 @@ public sealed class CoordinationOptions
     public TimeSpan IncidentTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
+    /// How many changes per second one tailnet may make (registrations, endpoint reports, policy and
+    /// key changes; default 500): a tailnet flooding changes is refused with RateLimited and a retry
+    /// time before it can take the server's time from the others.
+    /// </summary>
+    public double TailnetChangesPerSecond { get; set; } = 500;
+
+    /// <summary>How many changes one tailnet may make at once, above its rate (default 2,000).</summary>
+    public int TailnetChangeBurst { get; set; } = 2000;
+
+    /// <summary>How many map streams one tailnet may have open on a server (default 100,000).</summary>
+    public int MaxStreamsPerTailnet { get; set; } = 100_000;
+
+    /// <summary>
+    /// How many bytes of messages one tailnet's streams may hold queued (default 64 MiB); a stream
+    /// whose message would exceed it is dropped as too slow (its node resumes).
+    /// </summary>
+    public long MaxQueuedBytesPerTailnet { get; set; } = 64L << 20;
+
+    /// <summary>
     /// How often the rebalancer (run by one server at a time) evens out the servers' load by moving
     /// tailnets (default 15 seconds; zero turns rebalancing off on this server).
     /// </summary>
@@ -234,6 +253,18 @@ public sealed class CoordinationOptions
         RequireRange(ChangeLogRetention, TimeSpan.FromMinutes(1), TimeSpan.FromDays(365), nameof(ChangeLogRetention));
         RequireRange(RedirectSpread, TimeSpan.Zero, TimeSpan.FromSeconds(10), nameof(RedirectSpread));
         RequireRange(IncidentTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), nameof(IncidentTimeout));
+        if (!(TailnetChangesPerSecond > 0 && TailnetChangesPerSecond <= 1_000_000))
+        {
+            throw new ArgumentException($"CoordinationOptions.TailnetChangesPerSecond must be between 0 (excluded) and 1,000,000, not {TailnetChangesPerSecond}.",
+                nameof(TailnetChangesPerSecond));
+        }
+        RequireRange(TailnetChangeBurst, 1, 10_000_000, nameof(TailnetChangeBurst));
+        RequireRange(MaxStreamsPerTailnet, 1, 10_000_000, nameof(MaxStreamsPerTailnet));
+        if (MaxQueuedBytesPerTailnet < 64 * 1024)
+        {
+            throw new ArgumentException($"CoordinationOptions.MaxQueuedBytesPerTailnet must be at least 64 KiB, not {MaxQueuedBytesPerTailnet}.",
+                nameof(MaxQueuedBytesPerTailnet));
+        }
         RequireRange(RebalanceInterval, TimeSpan.Zero, TimeSpan.FromHours(1), nameof(RebalanceInterval));
         RequireRange(RebalanceCooldown, TimeSpan.Zero, TimeSpan.FromDays(1), nameof(RebalanceCooldown));
         if (!(RebalanceHysteresis >= 0 && RebalanceHysteresis <= 1))

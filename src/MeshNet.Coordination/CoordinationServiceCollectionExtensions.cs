@@ -53,7 +53,8 @@ public static class CoordinationServiceCollectionExtensions
             ?? throw new InvalidOperationException("The registered ICoordinationStore does not implement ICoordinationLeaseStore; register one that does."));
         services.AddSingleton<CoordinationCounters>();
         services.AddSingleton(provider => new BusSettings(options.MapReplayBufferSize, options.MapSendQueueSize, options.MapSessionRetention,
-            new KeepAliveJitter(options.KeepAliveInterval, options.JitterRandom)));
+            new KeepAliveJitter(options.KeepAliveInterval, options.JitterRandom), options.MaxQueuedBytesPerTailnet, options.MaxStreamsPerTailnet,
+            options.TailnetChangesPerSecond, options.TailnetChangeBurst));
         services.AddSingleton(provider => new LeaseKeeper(provider.GetRequiredService<ICoordinationLeaseStore>(),
             new ServerIdentity(ServerIdOf(provider, options), options.AdvertisedUrl ?? "", ServerIdentity.NewInstance()),
             new LeaseSettings(options.LeaseTtl, options.LeaseRenewInterval, options.LeaseSafetyMargin, options.LeaseClaimInterval, options.LeaseClaimLimit,

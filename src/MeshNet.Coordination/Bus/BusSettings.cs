@@ -5,4 +5,9 @@ namespace MeshNet.Coordination.Bus;
 /// <param name="SendQueueSize">Messages that may wait on one stream before it is dropped as too slow.</param>
 /// <param name="SessionRetention">How long a disconnected session is kept for resume.</param>
 /// <param name="KeepAlive">Keep-alive delays.</param>
-internal sealed record BusSettings(int ReplayBufferSize, int SendQueueSize, TimeSpan SessionRetention, KeepAliveJitter KeepAlive);
+/// <param name="MaxQueuedBytes">The bytes all of a tailnet's streams may hold queued.</param>
+/// <param name="MaxStreams">The map streams a tailnet may have open.</param>
+/// <param name="ChangesPerSecond">The changes a tailnet may make per second (the budget refills at this rate).</param>
+/// <param name="ChangeBurst">The changes a tailnet may make at once.</param>
+internal sealed record BusSettings(int ReplayBufferSize, int SendQueueSize, TimeSpan SessionRetention, KeepAliveJitter KeepAlive,
+    long MaxQueuedBytes = long.MaxValue, int MaxStreams = int.MaxValue, double ChangesPerSecond = double.MaxValue, double ChangeBurst = double.MaxValue);

@@ -97,7 +97,12 @@ internal sealed partial class TailnetBus
         }
         if (session.Live is { IsClosed: false } live)
         {
-            if (live.TryWrite(message))
+            if (!ReferenceEquals(delta, _sizedDelta))
+            {
+                _sizedDelta = delta; // one delta goes to many sessions: measured once
+                _sizedDeltaBytes = delta.CalculateSize();
+            }
+            if (live.TryWrite(message, _sizedDeltaBytes))
             {
                 _counters.MessageQueued();
             }

@@ -47,6 +47,9 @@ internal sealed partial class TailnetBus
     private ulong _logFloor;
     private ulong _policyRevision;
     private IReadOnlyList<string> _controlUrls = [];
+    private readonly QueueBudget _queueBudget;
+    private MapDelta? _sizedDelta;
+    private int _sizedDeltaBytes;
 
     public TailnetBus(string tailnet, string domain, ulong epoch, BusSettings settings, TimeProvider time, CoordinationCounters counters)
     {
@@ -56,8 +59,16 @@ internal sealed partial class TailnetBus
         _settings = settings;
         _time = time;
         _counters = counters;
+        _queueBudget = new QueueBudget(settings.MaxQueuedBytes);
+        Changes = new ChangeRateLimiter(settings.ChangesPerSecond, settings.ChangeBurst, time);
         LoadedAt = time.GetTimestamp();
     }
+
+    /// <summary>The tailnet's change budget (charged by writes that nodes or administrators ask for).</summary>
+    public ChangeRateLimiter Changes { get; }
+
+    /// <summary>The bytes this tailnet's streams hold queued now.</summary>
+    public long QueuedBytes => _queueBudget.Bytes;
 
     public string Tailnet { get; }
 
@@ -244,6 +255,13 @@ internal sealed partial class TailnetBus
             {
                 throw Failures.Invalid($"last_sequence {lastSequence} is ahead of the session (the last message sent was {session.LastSequence})");
             }
+            if (session?.Live is not { IsClosed: false } && _settings.MaxStreams != int.MaxValue &&
+                _sessions.Values.Count(other => other.Live is { IsClosed: false }) >= _settings.MaxStreams)
+            {
+                _counters.RateLimitHit();
+                throw new CoordinationException(CoordinationErrorCode.RateLimited,
+                    $"tailnet '{Tailnet}' has its maximum of {_settings.MaxStreams} map streams open") { RetryAfter = TimeSpan.FromSeconds(5) };
+            }
             session?.Live?.Terminate(Failures.Create(CoordinationErrorCode.Conflict, "replaced by a newer map stream of the same node"));
             bool adopted = false;
             if (!sameSession)
@@ -256,7 +274,7 @@ internal sealed partial class TailnetBus
                     : new MapSession(nodeId, NewHandle(), _settings.ReplayBufferSize);
                 _sessions[nodeId] = session;
             }
-            var stream = new MapStream(session!, _settings.ReplayBufferSize + _settings.SendQueueSize);
+            var stream = new MapStream(session!, _settings.ReplayBufferSize + _settings.SendQueueSize, _queueBudget);
             session!.Live = stream;
 
             if (sameSession && lastSequence > 0 && lastSequence >= session.ReplayFloor)
@@ -306,6 +324,7 @@ internal sealed partial class TailnetBus
         lock (_gate)
         {
             stream.Close();
+            stream.ReleaseQueued();
             var session = stream.Session;
             if (session.Live != stream)
             {

@@ -65,6 +65,21 @@ internal sealed class TailnetWriteScope : IDisposable
         }
     }
 
+    /// <summary>
+    /// Charges one change to the tailnet's budget, before a write a node or an administrator asked
+    /// for (never before the service's own: going offline, maintenance).
+    /// </summary>
+    /// <exception cref="CoordinationException">RateLimited, with when to retry.</exception>
+    public void Charge()
+    {
+        if (!Bus.Changes.TryTake(out var retryAfter))
+        {
+            _hub.Counters.RateLimitHit();
+            throw new CoordinationException(CoordinationErrorCode.RateLimited,
+                $"tailnet '{Bus.Tailnet}' is making changes faster than its limit; retry in {retryAfter.TotalMilliseconds:0} ms") { RetryAfter = retryAfter };
+        }
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)

@@ -98,6 +98,7 @@ internal sealed class AdminOperations
         var key = new StoredAuthKey(id, request.Tailnet, hash, request.Reusable, request.Ephemeral, tags, now, now + lifetime, 0, false, request.Description,
             request.User);
         using var scope = await _hub.LockAsync(request.Tailnet, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(request.Tailnet);
+        scope.Charge();
         var result = await scope.CommitAsync(fence => _store.TryCreateAuthKeyAsync(fence, key, cancellationToken), cancellationToken, idempotencyKey)
             .ConfigureAwait(false);
         if (result.Status == FencedStatus.Duplicate)
@@ -143,6 +144,7 @@ internal sealed class AdminOperations
             throw Failures.NotFound("no auth key has that id");
         }
         using var scope = await _hub.LockAsync(key.Tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotFound("no auth key has that id");
+        scope.Charge();
         var result = await scope.CommitAsync(fence => _store.RevokeAuthKeyAsync(fence, id, cancellationToken), cancellationToken, idempotencyKey)
             .ConfigureAwait(false);
         if (result.Status != FencedStatus.Duplicate && !result.Value)
@@ -206,6 +208,7 @@ internal sealed class AdminOperations
             }
         }
         using var scope = await _hub.LockAsync(request.Tailnet, cancellationToken).ConfigureAwait(false) ?? throw TailnetNotFound(request.Tailnet);
+        scope.Charge();
         var text = document is null ? "" : request.Policy;
         var result = await scope.CommitAsync(fence => _store.SavePolicyAsync(fence, text, _time.GetUtcNow(), cancellationToken), cancellationToken,
             idempotencyKey).ConfigureAwait(false);

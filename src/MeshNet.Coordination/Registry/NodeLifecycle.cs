@@ -60,6 +60,10 @@ internal sealed class NodeLifecycle
         {
             return idempotencyKey is not null && await AppliedBeforeAsync(scope, idempotencyKey, cancellationToken).ConfigureAwait(false);
         }
+        if (stillApplies is null)
+        {
+            scope.Charge(); // an administrator's delete (the service's own removals are not charged)
+        }
         var result = await scope.CommitAsync(fence => _store.DeleteNodeAsync(fence, id, cancellationToken), cancellationToken, idempotencyKey)
             .ConfigureAwait(false);
         if (result.Status == FencedStatus.Duplicate)
@@ -90,6 +94,7 @@ internal sealed class NodeLifecycle
         }
         var now = _time.GetUtcNow();
         var expiry = node.KeyExpiry < now ? node.KeyExpiry : now;
+        scope.Charge();
         var result = await scope.CommitAsync(fence => _store.SetKeyExpiryAsync(fence, id, expiry, cancellationToken), cancellationToken, idempotencyKey)
             .ConfigureAwait(false);
         if (result.Status == FencedStatus.Duplicate)

@@ -133,6 +133,7 @@ internal sealed class NodeRegistrar
             ?? throw Failures.NotRegistered("the node's tailnet was deleted");
         var tags = GrantTags(bus.Policy, requestedTags, node.Tags, node.User, "the node", newNode: false);
         var expiry = now + tailnet.NodeKeyLifetime;
+        scope.Charge();
         var result = await scope.CommitAsync(fence => _store.UpdateNodeKeyAsync(fence, node.Id, request.OldNodeKey.Memory, request.NodeKey.Memory, expiry,
             authorizing?.Id, now, cancellationToken), cancellationToken).ConfigureAwait(false);
         if (!result.IsCommitted)
@@ -207,6 +208,7 @@ internal sealed class NodeRegistrar
             var (ipv4, ipv6) = _addresses.Next();
             var candidate = new StoredNode(0, tailnet.Name, request.NodeKey.ToByteArray(), name, request.Hostname, ipv4, ipv6, tags,
                 request.Ephemeral || key.Ephemeral, now + tailnet.NodeKeyLifetime, now, null, key.Id, key.User);
+            scope.Charge();
             var written = await scope.CommitAsync(fence => _store.InsertNodeAsync(fence, candidate, cancellationToken), cancellationToken).ConfigureAwait(false);
             var result = written.Value;
             switch (result.Outcome)
@@ -334,6 +336,7 @@ internal sealed class NodeRegistrar
     private async Task<StoredNode> UpdateRecordAsync(TailnetWriteScope scope, StoredNode node, string hostname, IReadOnlyList<string> tags,
         CancellationToken cancellationToken)
     {
+        scope.Charge();
         var result = await scope.CommitAsync(fence => _store.UpdateNodeAsync(fence, node.Id, hostname, tags, cancellationToken), cancellationToken)
             .ConfigureAwait(false);
         if (!result.IsCommitted)

@@ -72,6 +72,7 @@ internal sealed class ControlService : ControlApi.ControlBase
             var now = _time.GetUtcNow();
             if (bus.LiveStateOnAttach(node.Id, request.NodeKey.Span, endpoints, request.Instance, now) is { } live)
             {
+                scope.Charge();
                 await CommitLiveAsync(scope, [live], context.CancellationToken).ConfigureAwait(false);
             }
             stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, request.LastRevision, now, out kind);
@@ -106,6 +107,7 @@ internal sealed class ControlService : ControlApi.ControlBase
         using var scope = await RequireScopeAsync(node.Tailnet, context.CancellationToken).ConfigureAwait(false);
         if (scope.Bus.LiveStateOnEndpoints(node.Id, endpoints) is { } live)
         {
+            scope.Charge();
             await CommitLiveAsync(scope, [live], context.CancellationToken).ConfigureAwait(false);
         }
         return new UpdateEndpointsResponse();
@@ -164,10 +166,9 @@ internal sealed class ControlService : ControlApi.ControlBase
         try
         {
             // Ending the stream completes its queue: the loop ends once the queue is drained.
-            var reader = stream.Reader;
-            while (await reader.WaitToReadAsync(callToken).ConfigureAwait(false))
+            while (await stream.WaitToReadAsync(callToken).ConfigureAwait(false))
             {
-                while (reader.TryRead(out var message))
+                while (stream.TryRead(out var message))
                 {
                     await writer.WriteAsync(message, writes.Token).ConfigureAwait(false);
                 }

@@ -69,7 +69,7 @@ internal sealed class BusFixture
         }
         var stream = Bus.Attach(id, _keys[id], handle, lastSequence, lastRevision, Now, out var kind);
         LastKind = kind;
-        if (stream.Reader.TryPeek(out var first))
+        if (stream.TryPeek(out var first))
         {
             Handles[id] = first.Session;
         }
@@ -105,7 +105,7 @@ internal sealed class BusFixture
     public static List<MapResponse> Drain(MapStream stream)
     {
         var list = new List<MapResponse>();
-        while (stream.Reader.TryRead(out var message))
+        while (stream.TryRead(out var message))
         {
             list.Add(message);
         }
