@@ -1,4 +1,3 @@
-using System.Data;
 using MeshNet.Coordination.Storage;
 using Npgsql;
 
@@ -31,8 +30,7 @@ public sealed partial class PostgresCoordinationStore
     public async Task<int> PruneChangesAsync(TimeSpan olderThan, int keep, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(keep);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null,
+        return await ExecuteAsync(
             """
             WITH floors AS (
                 SELECT c.tailnet, MAX(c.revision) AS floor FROM tailnet_changes c JOIN tailnet_leases l ON l.tailnet = c.tailnet
@@ -68,13 +66,20 @@ public sealed partial class PostgresCoordinationStore
     /// earlier result of a write with the same idempotency key, runs <paramref name="body"/> with
     /// the new revision, appends the change-log entry and commits. The row lock the first
     /// statement takes orders the tailnet's writes, so each later statement sees every earlier
-    /// write of the tailnet committed.
+    /// write of the tailnet committed. A connection that breaks before the <c>COMMIT</c> is sent
+    /// wrote nothing: the write runs once more on a new connection.
     /// </summary>
-    private async Task<FencedResult<T>> FencedAsync<T>(TailnetFence fence, string kind,
+    private Task<FencedResult<T>> FencedAsync<T>(TailnetFence fence, string kind,
         Func<NpgsqlConnection, NpgsqlTransaction, ulong, Task<WriteStep<T>>> body, CancellationToken cancellationToken, T missingTailnet = default!)
     {
         ValidateFence(fence);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return RunAsync(Retry.Once, (connection, attempt) => FencedAsync(connection, attempt, fence, kind, body, missingTailnet, cancellationToken),
+            cancellationToken);
+    }
+
+    private static async Task<FencedResult<T>> FencedAsync<T>(NpgsqlConnection connection, Attempt attempt, TailnetFence fence, string kind,
+        Func<NpgsqlConnection, NpgsqlTransaction, ulong, Task<WriteStep<T>>> body, T missingTailnet, CancellationToken cancellationToken)
+    {
         await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
         var revision = await AdvanceAsync(connection, transaction, fence, cancellationToken).ConfigureAwait(false);
         if (revision is null)
@@ -103,8 +108,8 @@ public sealed partial class PostgresCoordinationStore
             INSERT INTO tailnet_changes ({ChangeColumns})
             VALUES (@t, @r, @e, @k, @n, @d, @i, {DbNow});
             """, cancellationToken, ("@t", fence.Tailnet), ("@r", (long)revision.Value), ("@e", (long)fence.Epoch), ("@k", kind),
-            ("@n", (long)step.NodeId), ("@d", step.Detail), ("@i", (object?)fence.IdempotencyKey ?? DBNull.Value)).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            ("@n", (long)step.NodeId), ("@d", step.Detail), ("@i", fence.IdempotencyKey)).ConfigureAwait(false);
+        await CommitAsync(transaction, attempt, cancellationToken).ConfigureAwait(false);
         return new FencedResult<T>(FencedStatus.Committed, revision.Value, step.Value);
     }
 
@@ -135,59 +140,4 @@ public sealed partial class PostgresCoordinationStore
     /// <summary>A unique violation of the named constraint (a concurrent insert took the value first).</summary>
     private static bool IsUniqueViolation(PostgresException exception, string constraint) =>
         exception.SqlState == PostgresErrorCodes.UniqueViolation && exception.ConstraintName == constraint;
-
-    private Task<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return _dataSource.OpenConnectionAsync(cancellationToken).AsTask();
-    }
-
-    /// <summary>A READ COMMITTED transaction, whatever the database's default isolation.</summary>
-    private static async Task<NpgsqlTransaction> BeginAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
-        await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
-
-    private static NpgsqlCommand Command(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, (string Name, object? Value)[] parameters)
-    {
-        var command = new NpgsqlCommand(sql, connection, transaction);
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.Add(new NpgsqlParameter(name, value ?? DBNull.Value));
-        }
-        return command;
-    }
-
-    private static async Task<int> ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken,
-        params (string Name, object? Value)[] parameters)
-    {
-        await using var command = Command(connection, transaction, sql, parameters);
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static async Task<object?> ScalarAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken,
-        params (string Name, object? Value)[] parameters)
-    {
-        await using var command = Command(connection, transaction, sql, parameters);
-        var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-        return value is DBNull ? null : value;
-    }
-
-    private async Task<IReadOnlyList<T>> QueryAsync<T>(string sql, Func<NpgsqlDataReader, T> read, CancellationToken cancellationToken,
-        params (string Name, object? Value)[] parameters)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await QueryAsync(connection, null, sql, read, cancellationToken, parameters).ConfigureAwait(false);
-    }
-
-    private static async Task<IReadOnlyList<T>> QueryAsync<T>(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql,
-        Func<NpgsqlDataReader, T> read, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
-    {
-        await using var command = Command(connection, transaction, sql, parameters);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var list = new List<T>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            list.Add(read(reader));
-        }
-        return list;
-    }
 }

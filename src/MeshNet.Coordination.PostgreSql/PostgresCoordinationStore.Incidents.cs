@@ -6,24 +6,22 @@ namespace MeshNet.Coordination.PostgreSql;
 public sealed partial class PostgresCoordinationStore
 {
     /// <inheritdoc />
-    public async Task OpenIncidentAsync(StoredIncident incident, CancellationToken cancellationToken)
+    public Task OpenIncidentAsync(StoredIncident incident, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(incident);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(connection, null,
+        return ExecuteAsync(
             """
             INSERT INTO coordination_incidents (id, cause, subject, started_at, tailnets_total, nodes_total)
             VALUES (@id, @c, @s, @at, @t, @n) ON CONFLICT (id) DO NOTHING;
             """, cancellationToken, ("@id", incident.Id), ("@c", incident.Cause), ("@s", incident.Subject), ("@at", Stamp(incident.StartedAt)),
-            ("@t", incident.TailnetsTotal), ("@n", incident.NodesTotal)).ConfigureAwait(false);
+            ("@t", incident.TailnetsTotal), ("@n", incident.NodesTotal));
     }
 
     /// <inheritdoc />
-    public async Task SaveIncidentTailnetAsync(StoredIncidentTailnet part, CancellationToken cancellationToken)
+    public Task SaveIncidentTailnetAsync(StoredIncidentTailnet part, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(part);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(connection, null,
+        return ExecuteAsync(
             """
             INSERT INTO coordination_incident_tailnets (incident_id, tailnet, server, epoch, detect_ms, nodes_affected, nodes_resumed,
                 gap_node_seconds, median_gap_ms, max_gap_ms, mitigate_ms, refused_writes, severity, closed)
@@ -36,13 +34,15 @@ public sealed partial class PostgresCoordinationStore
             ("@d", (long)part.TimeToDetect.TotalMilliseconds), ("@a", part.NodesAffected), ("@r", part.NodesResumed), ("@g", part.GapNodeSeconds),
             ("@med", (long)part.MedianGap.TotalMilliseconds), ("@max", (long)part.MaxGap.TotalMilliseconds),
             ("@m", part.TimeToMitigate is { } mitigate ? (long)mitigate.TotalMilliseconds : null), ("@w", part.RefusedWrites), ("@sev", part.Severity),
-            ("@c", part.Closed)).ConfigureAwait(false);
+            ("@c", part.Closed));
     }
 
     /// <inheritdoc />
-    public async Task<IReadOnlyList<StoredIncident>> ListIncidentsAsync(int limit, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<StoredIncident>> ListIncidentsAsync(int limit, CancellationToken cancellationToken) =>
+        RunAsync(Retry.Once, (connection, _) => ListIncidentsAsync(connection, limit, cancellationToken), cancellationToken);
+
+    private static async Task<IReadOnlyList<StoredIncident>> ListIncidentsAsync(NpgsqlConnection connection, int limit, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var incidents = await QueryAsync(connection, null,
             "SELECT id, cause, subject, started_at, tailnets_total, nodes_total FROM coordination_incidents ORDER BY started_at DESC, id LIMIT @l;",
             reader => new StoredIncident(reader.GetString(0), reader.GetString(1), reader.GetString(2), ReadStamp(reader, 3), reader.GetInt64(4),

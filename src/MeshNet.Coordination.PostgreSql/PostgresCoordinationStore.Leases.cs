@@ -10,24 +10,18 @@ public sealed partial class PostgresCoordinationStore
         "l.granted_at, l.renewed_at, l.moved_at";
 
     /// <inheritdoc />
-    public async Task RegisterServerAsync(string serverId, string url, string instance, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(connection, null,
+    public Task RegisterServerAsync(string serverId, string url, string instance, CancellationToken cancellationToken) =>
+        ExecuteAsync(
             $"""
             INSERT INTO coordination_servers (id, url, instance, started_at, heartbeat_at) VALUES (@id, @u, @i, {DbNow}, {DbNow})
             ON CONFLICT (id) DO UPDATE SET url = excluded.url, instance = excluded.instance, started_at = excluded.started_at,
                 heartbeat_at = excluded.heartbeat_at, draining = false, stopped = false, load = '';
-            """, cancellationToken, ("@id", serverId), ("@u", url), ("@i", instance)).ConfigureAwait(false);
-    }
+            """, cancellationToken, ("@id", serverId), ("@u", url), ("@i", instance));
 
     /// <inheritdoc />
-    public async Task<bool> DeregisterServerAsync(string serverId, string instance, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null, "UPDATE coordination_servers SET stopped = true WHERE id = @id AND instance = @i;", cancellationToken,
+    public async Task<bool> DeregisterServerAsync(string serverId, string instance, CancellationToken cancellationToken) =>
+        await ExecuteAsync("UPDATE coordination_servers SET stopped = true WHERE id = @id AND instance = @i;", cancellationToken,
             ("@id", serverId), ("@i", instance)).ConfigureAwait(false) == 1;
-    }
 
     /// <inheritdoc />
     /// <remarks>
@@ -38,9 +32,8 @@ public sealed partial class PostgresCoordinationStore
     /// </remarks>
     public async Task<LeaseRenewal> RenewAsync(string serverId, string instance, TimeSpan ttl, string load, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        await using var connection = await _renewalSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        var rows = await QueryAsync(connection, null,
+        // Idempotent: renewing again renews the same leases.
+        var rows = await RunAsync(Retry.Once, (connection, _) => QueryAsync(connection, null,
             $"""
             WITH beat AS (
                 UPDATE coordination_servers SET heartbeat_at = {DbNow}, load = @l WHERE id = @id AND instance = @i RETURNING id
@@ -53,7 +46,7 @@ public sealed partial class PostgresCoordinationStore
             UNION ALL
             SELECT tailnet, epoch FROM renewed;
             """, reader => reader.IsDBNull(0) ? (HeldLease?)null : new HeldLease(reader.GetString(0), (ulong)reader.GetInt64(1)), cancellationToken,
-            ("@l", load), ("@id", serverId), ("@i", instance), ("@ttl", ttl)).ConfigureAwait(false);
+            ("@l", load), ("@id", serverId), ("@i", instance), ("@ttl", ttl)), cancellationToken, _renewalSource).ConfigureAwait(false);
         bool registered = rows.Any(row => row is null);
         return new LeaseRenewal(registered ? rows.Where(row => row is not null).Select(row => row!.Value).ToList() : [], registered);
     }
@@ -65,10 +58,15 @@ public sealed partial class PostgresCoordinationStore
     /// period runs from the start of the database server (<c>pg_postmaster_start_time()</c>):
     /// after a restart every lease looks expired, and previous owners get that long to renew.
     /// </remarks>
-    public async Task<IReadOnlyList<LeaseGrant>> ClaimAsync(LeaseClaim claim, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<LeaseGrant>> ClaimAsync(LeaseClaim claim, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(claim);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return RunAsync(Retry.Once, (connection, attempt) => ClaimAsync(connection, attempt, claim, cancellationToken), cancellationToken);
+    }
+
+    private static async Task<IReadOnlyList<LeaseGrant>> ClaimAsync(NpgsqlConnection connection, Attempt attempt, LeaseClaim claim,
+        CancellationToken cancellationToken)
+    {
         await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
         var standing = await QueryAsync(connection, transaction,
             $"SELECT draining, {DbNow}, now() - pg_postmaster_start_time() >= @sticky FROM coordination_servers WHERE id = @id AND instance = @i;",
@@ -92,8 +90,7 @@ public sealed partial class PostgresCoordinationStore
             ("@sticky", stickyOver), ("@l", claim.Limit)).ConfigureAwait(false);
         if (candidates.Count == 0)
         {
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return [];
+            return []; // nothing written: disposing the transaction ends it
         }
         var grants = new List<LeaseGrant>(candidates.Count);
         await using var batch = new NpgsqlBatch(connection, transaction);
@@ -127,7 +124,7 @@ public sealed partial class PostgresCoordinationStore
             batch.BatchCommands.Add(command);
         }
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await CommitAsync(transaction, attempt, cancellationToken).ConfigureAwait(false);
         return grants;
     }
 
@@ -139,8 +136,8 @@ public sealed partial class PostgresCoordinationStore
     public async Task<LeaseGrant?> HandOverAsync(string tailnet, string fromServer, ulong expectedEpoch, string toServer, string toInstance, TimeSpan ttl,
         CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        var rows = await QueryAsync(connection, null,
+        // Not retried: run again after it took effect, the compare-and-set would fail.
+        var rows = await RunAsync(Retry.Never, (connection, _) => QueryAsync(connection, null,
             $"""
             UPDATE tailnet_leases l SET owner = @to, owner_instance = @ti, epoch = l.epoch + 1, expires_at = now() + @ttl, granted_at = {DbNow},
                 renewed_at = {DbNow}, renewed_since_grant = true, moved_at = {DbNow}
@@ -149,20 +146,19 @@ public sealed partial class PostgresCoordinationStore
             WHERE l.tailnet = old.tailnet AND l.owner = @f AND l.epoch = @e AND NOT l.quarantined
             RETURNING old.owner_instance, old.renewed_at, l.granted_at;
             """, reader => (Instance: ReadStringOrNull(reader, 0), Renewed: ReadStampOrNull(reader, 1), Granted: ReadStamp(reader, 2)), cancellationToken,
-            ("@to", toServer), ("@ti", toInstance), ("@ttl", ttl), ("@t", tailnet), ("@f", fromServer), ("@e", (long)expectedEpoch)).ConfigureAwait(false);
+            ("@to", toServer), ("@ti", toInstance), ("@ttl", ttl), ("@t", tailnet), ("@f", fromServer), ("@e", (long)expectedEpoch)),
+            cancellationToken).ConfigureAwait(false);
         return rows.Count == 0 ? null : new LeaseGrant(tailnet, expectedEpoch + 1, fromServer, rows[0].Instance, rows[0].Renewed, rows[0].Granted);
     }
 
     /// <inheritdoc />
-    public async Task<bool> ReleaseAsync(string tailnet, string serverId, ulong epoch, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null,
+    public async Task<bool> ReleaseAsync(string tailnet, string serverId, ulong epoch, CancellationToken cancellationToken) =>
+        // Not retried: run again after it took effect, it would find nothing to release.
+        await ExecuteAsync(Retry.Never,
             """
             UPDATE tailnet_leases SET owner = NULL, owner_instance = NULL, expires_at = '1970-01-01 00:00:00+00'
             WHERE tailnet = @t AND owner = @id AND epoch = @e;
             """, cancellationToken, ("@t", tailnet), ("@id", serverId), ("@e", (long)epoch)).ConfigureAwait(false) == 1;
-    }
 
     /// <inheritdoc />
     public async Task<StoredLease?> GetLeaseAsync(string tailnet, CancellationToken cancellationToken)
@@ -185,34 +181,30 @@ public sealed partial class PostgresCoordinationStore
             cancellationToken);
 
     /// <inheritdoc />
-    public async Task<bool> SetDrainingAsync(string serverId, bool draining, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null, "UPDATE coordination_servers SET draining = @d WHERE id = @id;", cancellationToken,
-            ("@d", draining), ("@id", serverId)).ConfigureAwait(false) == 1;
-    }
+    public async Task<bool> SetDrainingAsync(string serverId, bool draining, CancellationToken cancellationToken) =>
+        await ExecuteAsync("UPDATE coordination_servers SET draining = @d WHERE id = @id;", cancellationToken, ("@d", draining), ("@id", serverId))
+            .ConfigureAwait(false) == 1;
 
     /// <inheritdoc />
-    public async Task<bool> ReleaseQuarantineAsync(string tailnet, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null,
+    public async Task<bool> ReleaseQuarantineAsync(string tailnet, CancellationToken cancellationToken) =>
+        // Not retried: run again after it took effect, it would find nothing quarantined.
+        await ExecuteAsync(Retry.Never,
             "UPDATE tailnet_leases SET quarantined = false, quarantine_reason = '', strike_at = NULL WHERE tailnet = @t AND quarantined;",
             cancellationToken, ("@t", tailnet)).ConfigureAwait(false) == 1;
-    }
 
     /// <inheritdoc />
     public async Task<bool> TryHoldRoleAsync(string role, string serverId, string instance, TimeSpan ttl, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        // A row comes back when the role was inserted or taken over: the caller holds it now.
-        return await ScalarAsync(connection, null,
+        // A row comes back when the role was inserted, kept or taken over: the caller holds it now
+        // (idempotent: the holder keeps it).
+        var rows = await QueryAsync(
             """
             INSERT INTO cluster_roles (role, owner, owner_instance, expires_at) VALUES (@r, @id, @i, now() + @ttl)
             ON CONFLICT (role) DO UPDATE SET owner = excluded.owner, owner_instance = excluded.owner_instance, expires_at = excluded.expires_at
             WHERE cluster_roles.expires_at <= now() OR (cluster_roles.owner = excluded.owner AND cluster_roles.owner_instance = excluded.owner_instance)
             RETURNING true;
-            """, cancellationToken, ("@r", role), ("@id", serverId), ("@i", instance), ("@ttl", ttl)).ConfigureAwait(false) is true;
+            """, reader => reader.GetBoolean(0), cancellationToken, ("@r", role), ("@id", serverId), ("@i", instance), ("@ttl", ttl)).ConfigureAwait(false);
+        return rows.Count == 1;
     }
 
     /// <inheritdoc />
@@ -224,13 +216,9 @@ public sealed partial class PostgresCoordinationStore
     }
 
     /// <inheritdoc />
-    public async Task SetSettingAsync(string name, string value, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(connection, null,
-            "INSERT INTO cluster_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value;",
-            cancellationToken, ("@n", name), ("@v", value)).ConfigureAwait(false);
-    }
+    public Task SetSettingAsync(string name, string value, CancellationToken cancellationToken) =>
+        ExecuteAsync("INSERT INTO cluster_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value;",
+            cancellationToken, ("@n", name), ("@v", value));
 
     /// <summary>A candidate as the shared quarantine rule takes it (times in unix milliseconds).</summary>
     private static LeaseCandidate ReadCandidate(NpgsqlDataReader reader) =>

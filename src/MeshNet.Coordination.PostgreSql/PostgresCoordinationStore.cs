@@ -125,72 +125,78 @@ public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoo
     }
 
     /// <inheritdoc />
-    public async Task<int> InitializeAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        while (true)
+    public Task<int> InitializeAsync(CancellationToken cancellationToken) =>
+        // Safe to run again from the start on a broken connection: each step re-reads the version.
+        RunAsync(Retry.Once, async (connection, _) =>
         {
-            // One migration per transaction, under a transaction-scoped advisory lock: servers
-            // starting together apply each migration once, in order, and see each other's.
-            await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
-            await ExecuteAsync(connection, transaction, "SELECT pg_advisory_xact_lock(@k);", cancellationToken, ("@k", PostgresMigrations.LockKey))
-                .ConfigureAwait(false);
-            await ExecuteAsync(connection, transaction, PostgresMigrations.VersionTable, cancellationToken).ConfigureAwait(false);
-            int version = (int)(await ScalarAsync(connection, transaction, "SELECT COALESCE(MAX(version), 0) FROM schema_version;", cancellationToken)
-                .ConfigureAwait(false))!;
-            if (version > PostgresMigrations.Latest)
+            while (true)
             {
-                throw new StoreSchemaException(
-                    $"The database schema is version {version}; this version of the service knows up to {PostgresMigrations.Latest}.");
-            }
-            var next = PostgresMigrations.All.FirstOrDefault(migration => migration.Version > version);
-            if (next.Sql is null)
-            {
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                return version;
-            }
-            try
-            {
-                await ExecuteAsync(connection, transaction, next.Sql, cancellationToken).ConfigureAwait(false);
-                await ExecuteAsync(connection, transaction, "INSERT INTO schema_version (version) VALUES (@v);", cancellationToken, ("@v", next.Version))
+                // One migration per transaction, under a transaction-scoped advisory lock: servers
+                // starting together apply each migration once, in order, and see each other's.
+                await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync(connection, transaction, "SELECT pg_advisory_xact_lock(@k);", cancellationToken, ("@k", PostgresMigrations.LockKey))
                     .ConfigureAwait(false);
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                await ExecuteAsync(connection, transaction, PostgresMigrations.VersionTable, cancellationToken).ConfigureAwait(false);
+                int version = (int)(await ScalarAsync(connection, transaction, "SELECT COALESCE(MAX(version), 0) FROM schema_version;", cancellationToken)
+                    .ConfigureAwait(false))!;
+                if (version > PostgresMigrations.Latest)
+                {
+                    throw new StoreSchemaException(
+                        $"The database schema is version {version}; this version of the service knows up to {PostgresMigrations.Latest}.");
+                }
+                var next = PostgresMigrations.All.FirstOrDefault(migration => migration.Version > version);
+                if (next.Sql is null)
+                {
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    return version;
+                }
+                try
+                {
+                    await ExecuteAsync(connection, transaction, next.Sql, cancellationToken).ConfigureAwait(false);
+                    await ExecuteAsync(connection, transaction, "INSERT INTO schema_version (version) VALUES (@v);", cancellationToken, ("@v", next.Version))
+                        .ConfigureAwait(false);
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (PostgresException exception) when (!ConnectionBroke(exception))
+                {
+                    throw new StoreSchemaException($"Schema migration {next.Version} failed: {exception.Message}", exception);
+                }
             }
-            catch (PostgresException exception)
-            {
-                throw new StoreSchemaException($"Schema migration {next.Version} failed: {exception.Message}", exception);
-            }
-        }
-    }
+        }, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<byte[]> GetOrAddServerKeyAsync(ReadOnlyMemory<byte> candidate, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<byte[]> GetOrAddServerKeyAsync(ReadOnlyMemory<byte> candidate, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        // Two statements: the SELECT must see a key committed by a concurrent caller while the
-        // INSERT waited on it (one statement would read the snapshot from before).
-        await ExecuteAsync(connection, null, "INSERT INTO server_key (id, secret, created) VALUES (1, @s, @c) ON CONFLICT (id) DO NOTHING;",
-            cancellationToken, ("@s", candidate.ToArray()), ("@c", Stamp(now))).ConfigureAwait(false);
-        return (byte[])(await ScalarAsync(connection, null, "SELECT secret FROM server_key WHERE id = 1;", cancellationToken).ConfigureAwait(false))!;
+        var secret = candidate.ToArray();
+        return RunAsync(Retry.Once, async (connection, _) =>
+        {
+            // Two statements: the SELECT must see a key committed by a concurrent caller while the
+            // INSERT waited on it (one statement would read the snapshot from before).
+            await ExecuteAsync(connection, null, "INSERT INTO server_key (id, secret, created) VALUES (1, @s, @c) ON CONFLICT (id) DO NOTHING;",
+                cancellationToken, ("@s", secret), ("@c", Stamp(now))).ConfigureAwait(false);
+            return (byte[])(await ScalarAsync(connection, null, "SELECT secret FROM server_key WHERE id = 1;", cancellationToken).ConfigureAwait(false))!;
+        }, cancellationToken);
     }
 
     /// <inheritdoc />
-    public async Task<bool> TryCreateTailnetAsync(StoredTailnet tailnet, CancellationToken cancellationToken)
+    public Task<bool> TryCreateTailnetAsync(StoredTailnet tailnet, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tailnet);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
-        if (await ExecuteAsync(connection, transaction,
-            $"INSERT INTO tailnets ({TailnetColumns}) VALUES (@n, @d, @c, @l) ON CONFLICT (name) DO NOTHING;", cancellationToken,
-            ("@n", tailnet.Name), ("@d", tailnet.Domain), ("@c", Stamp(tailnet.Created)), ("@l", (long)tailnet.NodeKeyLifetime.TotalMilliseconds))
-            .ConfigureAwait(false) != 1)
+        return RunAsync(Retry.Once, async (connection, attempt) =>
         {
-            return false;
-        }
-        await ExecuteAsync(connection, transaction, "INSERT INTO tailnet_leases (tailnet) VALUES (@n);", cancellationToken, ("@n", tailnet.Name))
-            .ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return true;
+            await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+            if (await ExecuteAsync(connection, transaction,
+                $"INSERT INTO tailnets ({TailnetColumns}) VALUES (@n, @d, @c, @l) ON CONFLICT (name) DO NOTHING;", cancellationToken,
+                ("@n", tailnet.Name), ("@d", tailnet.Domain), ("@c", Stamp(tailnet.Created)), ("@l", (long)tailnet.NodeKeyLifetime.TotalMilliseconds))
+                .ConfigureAwait(false) != 1)
+            {
+                return false;
+            }
+            await ExecuteAsync(connection, transaction, "INSERT INTO tailnet_leases (tailnet) VALUES (@n);", cancellationToken, ("@n", tailnet.Name))
+                .ConfigureAwait(false);
+            await CommitAsync(transaction, attempt, cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -206,49 +212,51 @@ public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoo
         QueryAsync($"SELECT {TailnetColumns} FROM tailnets ORDER BY name;", ReadTailnet, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<FencedResult<bool>> DeleteTailnetAsync(TailnetFence fence, CancellationToken cancellationToken)
+    public Task<FencedResult<bool>> DeleteTailnetAsync(TailnetFence fence, CancellationToken cancellationToken)
     {
         ValidateFence(fence);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
-        var revision = await AdvanceAsync(connection, transaction, fence, cancellationToken).ConfigureAwait(false);
-        if (revision is null)
+        return RunAsync(Retry.Once, async (connection, attempt) =>
         {
-            return FencedResult<bool>.Fenced(false);
-        }
-        int deleted = await ExecuteAsync(connection, transaction, "DELETE FROM tailnets WHERE name = @n;", cancellationToken, ("@n", fence.Tailnet))
-            .ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new(FencedStatus.Committed, revision.Value, deleted == 1);
+            await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+            var revision = await AdvanceAsync(connection, transaction, fence, cancellationToken).ConfigureAwait(false);
+            if (revision is null)
+            {
+                return FencedResult<bool>.Fenced(false);
+            }
+            int deleted = await ExecuteAsync(connection, transaction, "DELETE FROM tailnets WHERE name = @n;", cancellationToken, ("@n", fence.Tailnet))
+                .ConfigureAwait(false);
+            await CommitAsync(transaction, attempt, cancellationToken).ConfigureAwait(false);
+            return new FencedResult<bool>(FencedStatus.Committed, revision.Value, deleted == 1);
+        }, cancellationToken);
     }
 
     /// <inheritdoc />
-    public async Task<StoredTailnetState?> LoadTailnetAsync(string tailnet, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        // One snapshot: every query of a REPEATABLE READ transaction sees the same committed state.
-        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(connection, transaction, "SET TRANSACTION READ ONLY;", cancellationToken).ConfigureAwait(false);
-        var tailnets = await QueryAsync(connection, transaction, $"SELECT {TailnetColumns} FROM tailnets WHERE name = @n;", ReadTailnet,
-            cancellationToken, ("@n", tailnet)).ConfigureAwait(false);
-        if (tailnets.Count == 0)
+    public Task<StoredTailnetState?> LoadTailnetAsync(string tailnet, CancellationToken cancellationToken) =>
+        RunAsync(Retry.Once, async (connection, _) =>
         {
-            return null;
-        }
-        var head = await QueryAsync(connection, transaction, "SELECT revision, log_floor FROM tailnet_leases WHERE tailnet = @n;",
-            reader => ((ulong)reader.GetInt64(0), (ulong)reader.GetInt64(1)), cancellationToken, ("@n", tailnet)).ConfigureAwait(false);
-        var (revision, floor) = head.Count == 0 ? (0UL, 0UL) : head[0];
-        var nodes = await QueryAsync(connection, transaction, $"SELECT {NodeColumns} FROM nodes WHERE tailnet = @t ORDER BY id;", ReadNode,
-            cancellationToken, ("@t", tailnet)).ConfigureAwait(false);
-        var policies = await QueryAsync(connection, transaction, "SELECT tailnet, text, version, updated, revision FROM policies WHERE tailnet = @t;",
-            ReadPolicy, cancellationToken, ("@t", tailnet)).ConfigureAwait(false);
-        var removals = await QueryAsync(connection, transaction,
-            "SELECT node_id, revision FROM tailnet_changes WHERE tailnet = @t AND kind = @k AND revision > @f ORDER BY revision;",
-            reader => ((ulong)reader.GetInt64(0), (ulong)reader.GetInt64(1)), cancellationToken,
-            ("@t", tailnet), ("@k", ChangeKinds.NodeRemoved), ("@f", (long)floor)).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new StoredTailnetState(tailnets[0], nodes, policies.Count == 0 ? null : policies[0], removals, revision, floor);
-    }
+            // One snapshot: every query of a REPEATABLE READ transaction sees the same committed state.
+            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
+            await ExecuteAsync(connection, transaction, "SET TRANSACTION READ ONLY;", cancellationToken).ConfigureAwait(false);
+            var tailnets = await QueryAsync(connection, transaction, $"SELECT {TailnetColumns} FROM tailnets WHERE name = @n;", ReadTailnet,
+                cancellationToken, ("@n", tailnet)).ConfigureAwait(false);
+            if (tailnets.Count == 0)
+            {
+                return null;
+            }
+            var head = await QueryAsync(connection, transaction, "SELECT revision, log_floor FROM tailnet_leases WHERE tailnet = @n;",
+                reader => ((ulong)reader.GetInt64(0), (ulong)reader.GetInt64(1)), cancellationToken, ("@n", tailnet)).ConfigureAwait(false);
+            var (revision, floor) = head.Count == 0 ? (0UL, 0UL) : head[0];
+            var nodes = await QueryAsync(connection, transaction, $"SELECT {NodeColumns} FROM nodes WHERE tailnet = @t ORDER BY id;", ReadNode,
+                cancellationToken, ("@t", tailnet)).ConfigureAwait(false);
+            var policies = await QueryAsync(connection, transaction, "SELECT tailnet, text, version, updated, revision FROM policies WHERE tailnet = @t;",
+                ReadPolicy, cancellationToken, ("@t", tailnet)).ConfigureAwait(false);
+            var removals = await QueryAsync(connection, transaction,
+                "SELECT node_id, revision FROM tailnet_changes WHERE tailnet = @t AND kind = @k AND revision > @f ORDER BY revision;",
+                reader => ((ulong)reader.GetInt64(0), (ulong)reader.GetInt64(1)), cancellationToken,
+                ("@t", tailnet), ("@k", ChangeKinds.NodeRemoved), ("@f", (long)floor)).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return (StoredTailnetState?)new StoredTailnetState(tailnets[0], nodes, policies.Count == 0 ? null : policies[0], removals, revision, floor);
+        }, cancellationToken);
 
     /// <inheritdoc />
     public Task<FencedResult<bool>> TryCreateAuthKeyAsync(TailnetFence fence, StoredAuthKey key, CancellationToken cancellationToken)

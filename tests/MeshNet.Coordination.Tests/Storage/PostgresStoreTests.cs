@@ -241,6 +241,31 @@ public sealed class PostgresStoreTests(PostgresFixture postgres) : StoreContract
         (await command.ExecuteScalarAsync()).Should().Be(1L, "the caller's data source is still open");
     }
 
+    [PostgresFact]
+    public async Task AfterADatabaseRestartStoresCarryOnAndOnlyThePreviousOwnerTakesAnExpiredLeaseBackDuringTheStickyPeriod()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync();
+        await using var owner = await OpenStoreAsync(connectionString);
+        await using var standby = await OpenStoreAsync(connectionString);
+        await owner.TryCreateTailnetAsync(Tailnet("a"), default);
+        await owner.RegisterServerAsync("s1", "http://s1.test", "i1", default);
+        await standby.RegisterServerAsync("s2", "http://s2.test", "i2", default);
+        var epoch = (await owner.ClaimAsync(ContractStore.Claim("s1", "i1", TimeSpan.FromMilliseconds(1)), default)).Single().Epoch;
+        // Warm both pools so that their connections are the ones the restart breaks.
+        await owner.RenewAsync("s1", "i1", TimeSpan.FromMilliseconds(1), "", default);
+        await standby.ListLeasesAsync(default);
+
+        await postgres.Cluster.RestartAsync("immediate");
+
+        // Every pooled connection is broken now; each call below is the first on its pool, and
+        // none fails (the pool is cleared and the call runs again on a new connection).
+        var sticky = TimeSpan.FromDays(1);
+        (await standby.ClaimAsync(ContractStore.Claim("s2", "i2", Long, sticky: sticky), default))
+            .Should().BeEmpty("right after the database started, only the previous owner may take an expired lease");
+        (await owner.RenewAsync("s1", "i1", Long, "", default)).Held.Should().Equal([new HeldLease("a", epoch)], "the owner keeps its tailnet and epoch");
+        (await owner.SavePolicyAsync(new TailnetFence("a", epoch), "{}", Now, default)).Status.Should().Be(FencedStatus.Committed);
+    }
+
     private static async Task<PostgresCoordinationStore> OpenStoreAsync(string connectionString, PostgresStoreOptions? options = null)
     {
         var store = new PostgresCoordinationStore(connectionString, options);
