@@ -221,14 +221,21 @@ public sealed class PostgresStoreTests(PostgresFixture postgres) : StoreContract
     {
         var connectionString = await postgres.CreateDatabaseAsync();
         var services = new ServiceCollection().AddMeshNetCoordinationPostgreSql(connectionString, options => options.RenewalPoolSize = 1);
+        services.AddMeshNetCoordination(options =>
+        {
+            options.AdminToken = "0123456789abcdef";
+            options.ServerId = "s1";
+        });
         await using (var provider = services.BuildServiceProvider())
         {
             var data = provider.GetRequiredService<ICoordinationStore>();
-            data.Should().BeOfType<PostgresCoordinationStore>();
+            data.Should().BeOfType<PostgresCoordinationStore>("the coordination service uses the store registered before it");
             provider.GetRequiredService<ICoordinationLeaseStore>().Should().BeSameAs(data);
             (await data.InitializeAsync(default)).Should().Be(PostgresMigrations.Latest);
         }
         services.Invoking(s => s.AddMeshNetCoordinationPostgreSql(connectionString)).Should().Throw<InvalidOperationException>();
+        new ServiceCollection().Invoking(s => s.AddMeshNetCoordinationPostgreSql(connectionString, options => options.LockTimeout = TimeSpan.Zero))
+            .Should().Throw<ArgumentException>().Which.Message.Should().Contain("LockTimeout");
 
         await using var dataSource = NpgsqlDataSource.Create(PostgresCoordinationStore.PrepareConnectionString(connectionString));
         await using (var store = new PostgresCoordinationStore(dataSource))
