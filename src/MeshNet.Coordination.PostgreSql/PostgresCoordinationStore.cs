@@ -24,7 +24,11 @@ namespace MeshNet.Coordination.PostgreSql;
 /// <para>Fenced writes run in READ COMMITTED transactions that first advance the lease row's
 /// revision under the writer's epoch; the row lock this takes orders every write of a tailnet.
 /// Expected conflicts (a name or key taken, even by a concurrent insert) are results; any other
-/// database failure propagates as a <see cref="NpgsqlException"/>.</para>
+/// database failure propagates as a <see cref="NpgsqlException"/>. A call whose connection
+/// turns out broken (the database restarted or failed over) clears the pool and runs once more
+/// on a new connection when nothing can have been written: reads, idempotent statements, and
+/// transactions whose <c>COMMIT</c> was not sent. A broken commit's outcome is unknown: the
+/// exception propagates, and the caller retries with the same idempotency key.</para>
 /// <para>Ownership: the store disposes the data sources it created, never one it was given.</para>
 /// </remarks>
 public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoordinationLeaseStore, IAsyncDisposable, IDisposable
