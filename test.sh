@@ -7,7 +7,7 @@
 #   TEST_RESULTS_DIR   where the .trx files go (kept); default: a temporary directory, removed
 #   TEST_VERBOSITY     console logger verbosity (quiet|minimal|normal|detailed); default: normal
 #   TEST_HANG_TIMEOUT  a test project hung this long is killed and counted failed; default: 20m
-#   CI=true            interop tests fail instead of skipping when prerequisites are missing
+#   CI=true            interop and PostgreSQL tests fail instead of skipping when prerequisites are missing
 #   MESHNET_TEST_LOG   a file: the integration tests' nodes log everything to it (for chasing a failure)
 #   MESHNET_TEST_PCAP  a directory: the TCP interop tests capture the inner packets in the namespace there (tcpdump)
 #
@@ -17,8 +17,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-# System packages the interop tests need, and the commands that show they are installed.
-SYSTEM_PACKAGES="wireguard-go wireguard-tools iproute2 iptables iperf3 socat iputils-ping"
+# System packages the interop and PostgreSQL tests need, and the commands that show they are
+# installed (PostgreSQL's server: see have_postgresql).
+SYSTEM_PACKAGES="wireguard-go wireguard-tools iproute2 iptables iperf3 socat iputils-ping postgresql"
 SYSTEM_COMMANDS="wireguard-go wg ip iptables iperf3 socat ping"
 
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -26,20 +27,33 @@ export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPE
 passed=0 failed=0 skipped=0
 summary() { echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"; }
 
+# True when PostgreSQL's server is installed: Debian keeps initdb off PATH, under
+# /usr/lib/postgresql/<version>/bin (where the tests' PostgresCluster looks first).
+have_postgresql() {
+    local initdb
+    for initdb in /usr/lib/postgresql/*/bin/initdb; do
+        [[ -x "${initdb}" ]] && return 0
+    done
+    command -v initdb >/dev/null 2>&1
+}
+
 install_system_packages() {
     local missing=() command
     for command in ${SYSTEM_COMMANDS}; do
         command -v "${command}" >/dev/null 2>&1 || missing+=("${command}")
     done
+    have_postgresql || missing+=("initdb")
     [[ ${#missing[@]} -eq 0 ]] && return 0
     if [[ $(id -u) -ne 0 ]]; then
-        echo "note: missing ${missing[*]} and not root: interop tests will be skipped (or fail with CI=true)."
+        echo "note: missing ${missing[*]} and not root: interop and PostgreSQL tests will be skipped (or fail with CI=true;"
+        echo "      the PostgreSQL store's contract tests, inherited plain facts, fail either way)."
         return 0
     fi
     echo "==> installing ${SYSTEM_PACKAGES} (missing: ${missing[*]})"
     # shellcheck disable=SC2086 # the list is meant to split into words
     if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${SYSTEM_PACKAGES}; }; then
-        echo "warning: installing system packages failed: interop tests will be skipped (or fail with CI=true)."
+        echo "warning: installing system packages failed: interop and PostgreSQL tests will be skipped (or fail with CI=true;"
+        echo "         the PostgreSQL store's contract tests, inherited plain facts, fail either way)."
     fi
 }
 
