@@ -11,9 +11,9 @@ namespace Coordinator;
 /// <summary>The admin subcommands: Admin gRPC calls with the token from MESHNET_ADMIN_TOKEN.</summary>
 internal static class AdminCommands
 {
-    private static readonly string[] Commands = ["create-tailnet", "create-authkey", "list-nodes"];
+    private static readonly string[] Commands = ["create-tailnet", "create-authkey", "list-nodes", "set-policy"];
 
-    public static bool IsCommand(string name) => Commands.Contains(name);
+    public static bool IsCommand(string name) => Commands.Contains(name) || ClusterCommands.IsCommand(name);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -30,6 +30,10 @@ internal static class AdminCommands
             using var channel = GrpcChannel.ForAddress(server, new GrpcChannelOptions { HttpHandler = Handler(configuration), DisposeHttpClient = true });
             var admin = new AdminApi.AdminClient(channel);
             var headers = new Metadata { { "authorization", $"Bearer {token}" } };
+            if (ClusterCommands.IsCommand(args[0]))
+            {
+                return await ClusterCommands.RunAsync(args[0], options, admin, headers);
+            }
             switch (args[0])
             {
                 case "create-tailnet":
@@ -68,6 +72,12 @@ internal static class AdminCommands
                         var lastSeen = node.LastSeen is null ? "-" : node.LastSeen.ToDateTimeOffset().ToString("u", CultureInfo.InvariantCulture);
                         Console.WriteLine($"{node.Id,-5} {node.Name,-16} {string.Join(", ", node.Addresses),-44} {(node.Online ? "yes" : "no"),-7} {lastSeen,-20} {string.Join(' ', node.Tags)}");
                     }
+                    return 0;
+                case "set-policy":
+                    var file = options.Required("file");
+                    var saved = await admin.SetPolicyAsync(new SetPolicyRequest { Tailnet = options.Required("tailnet"), Policy = File.ReadAllText(file) },
+                        headers);
+                    Console.WriteLine($"Policy saved as version {saved.Version}; {saved.NodesAffected} nodes affected");
                     return 0;
                 default:
                     throw new InvalidOperationException($"unknown command {args[0]}");

@@ -5,7 +5,7 @@ namespace Coordinator;
 /// <summary>A small parser for "--name value", "--flag" and positional arguments.</summary>
 internal sealed class CommandLine
 {
-    private static readonly HashSet<string> Flags = ["reusable", "ephemeral"];
+    private static readonly HashSet<string> Flags = ["reusable", "ephemeral", "undrain"];
 
     private readonly List<string> _positional = [];
     private readonly List<(string Name, string? Value)> _options = [];

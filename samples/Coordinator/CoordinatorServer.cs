@@ -1,4 +1,5 @@
 using MeshNet.Coordination;
+using MeshNet.Coordination.PostgreSql;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -40,10 +41,23 @@ internal static class CoordinatorServer
                 });
             }
         });
+        if (settings.Postgres is { } postgres)
+        {
+            builder.Services.AddMeshNetCoordinationPostgreSql(postgres);
+        }
         builder.Services.AddMeshNetCoordination(options =>
         {
-            options.DatabasePath = settings.DatabasePath;
+            // Tuning from MeshNet:Coordination (appsettings.json) or MESHNET_COORDINATION__NAME, e.g.
+            // MESHNET_COORDINATION__LEASETTL=00:00:05 (every CoordinationOptions property).
+            configuration.GetSection("MeshNet:Coordination").Bind(options);
+            configuration.GetSection("Coordination").Bind(options);
             options.AdminToken = settings.AdminToken;
+            if (settings.Postgres is null)
+            {
+                options.DatabasePath = settings.DatabasePath;
+            }
+            options.ServerId = settings.ServerId ?? options.ServerId;
+            options.AdvertisedUrl = settings.AdvertisedUrl ?? options.AdvertisedUrl;
         });
 
         await using var app = builder.Build();
@@ -53,7 +67,9 @@ internal static class CoordinatorServer
         {
             Console.WriteLine($"Coordinator listening on {address}");
         }
-        Console.WriteLine($"Database: {settings.DatabasePath}");
+        Console.WriteLine(settings.Postgres is null
+            ? $"Database: {settings.DatabasePath}"
+            : $"Database: PostgreSQL; server {settings.ServerId} at {settings.AdvertisedUrl}");
         await app.WaitForShutdownAsync();
         return 0;
     }

@@ -12,6 +12,15 @@ internal sealed class CoordinatorSettings
 
     public required string DatabasePath { get; init; }
 
+    /// <summary>The PostgreSQL connection string of a deployment of several servers (null: SQLite, one server).</summary>
+    public string? Postgres { get; init; }
+
+    /// <summary>This server's id among the servers sharing the PostgreSQL database.</summary>
+    public string? ServerId { get; init; }
+
+    /// <summary>The URL nodes and the other servers reach this server at.</summary>
+    public string? AdvertisedUrl { get; init; }
+
     public required string AdminToken { get; init; }
 
     public X509Certificate2? Certificate { get; init; }
@@ -52,12 +61,35 @@ internal sealed class CoordinatorSettings
         {
             throw new InvalidOperationException("MESHNET_URLS lists no URL.");
         }
+        var postgres = Get(configuration, "Postgres", "POSTGRES");
+        var serverId = Get(configuration, "ServerId", "SERVER_ID");
+        var advertised = Get(configuration, "AdvertisedUrl", "ADVERTISED_URL");
+        if (postgres is not null)
+        {
+            if (serverId is null)
+            {
+                throw new InvalidOperationException("with MESHNET_POSTGRES every server needs its own id: set MESHNET_SERVER_ID (e.g. s1).");
+            }
+            if (advertised is null)
+            {
+                var first = urls[0];
+                if (first.Host is "0.0.0.0" or "[::]")
+                {
+                    throw new InvalidOperationException(
+                        $"{first} listens on every address: set MESHNET_ADVERTISED_URL to the URL nodes and the other servers reach this server at.");
+                }
+                advertised = first.ToString().TrimEnd('/');
+            }
+        }
         return new CoordinatorSettings
         {
             Urls = urls,
             DatabasePath = Path.GetFullPath(Get(configuration, "DatabasePath", "DATABASE_PATH") ?? "meshnet-coordination.db"),
             AdminToken = token,
             Certificate = certificate,
+            Postgres = postgres,
+            ServerId = serverId,
+            AdvertisedUrl = advertised,
         };
     }
 

@@ -258,7 +258,8 @@ internal sealed class IncidentRecorder : IDisposable
             var max = gaps.Count == 0 ? TimeSpan.Zero : gaps[^1];
             bool allResumed = Gaps.Count == Affected.Count;
             TimeSpan? mitigate = allResumed ? Takeover.TimeToDetect > max ? Takeover.TimeToDetect : max : null;
-            string severity = !allResumed || max > Slo || RefusedWrites > 0 && max > Target ? "S1" : max > Target ? "S2" : "S3";
+            // S1: the tailnet could not change for longer than the SLO (nobody served it, or a node stayed cut off).
+            string severity = !allResumed || max > Slo || Takeover.TimeToDetect > Slo ? "S1" : max > Target || Takeover.TimeToDetect > Target ? "S2" : "S3";
             return new StoredIncidentTailnet(Takeover.IncidentId, Takeover.Tailnet, server, Takeover.Epoch, Takeover.TimeToDetect, Affected.Count,
                 Gaps.Count, gaps.Sum(gap => gap.TotalSeconds), median, max, mitigate, RefusedWrites, closed ? severity : "open", closed);
         }
