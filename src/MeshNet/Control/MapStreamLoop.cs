@@ -105,6 +105,9 @@ internal sealed class MapStreamLoop
     /// <summary>Redirects to the tailnet's owner followed.</summary>
     public long RedirectsFollowed => Interlocked.Read(ref _redirectsFollowed);
 
+    /// <summary>Watches every message and stream end (diagnostics, tests); set before <see cref="RunAsync"/>.</summary>
+    public IMapStreamObserver? Observer { get; set; }
+
     /// <summary>Runs until <paramref name="stop"/> is cancelled. Never throws (except for bugs).</summary>
     public async Task RunAsync(CancellationToken stop)
     {
@@ -121,10 +124,15 @@ internal sealed class MapStreamLoop
                 {
                     await RunStreamAsync(stop).ConfigureAwait(false);
                     MeshLog.MapStreamEnded(_logger, url);
+                    Observer?.StreamEnded(null, url);
                 }
                 catch (Exception) when (stop.IsCancellationRequested)
                 {
                     break;
+                }
+                catch (Exception e) when (Observe(e, url))
+                {
+                    // Never taken: the filter only tells the observer.
                 }
                 catch (KeepAliveTimeoutException)
                 {
@@ -206,6 +214,12 @@ internal sealed class MapStreamLoop
         }
     }
 
+    private bool Observe(Exception failure, Uri url)
+    {
+        Observer?.StreamEnded(failure, url);
+        return false;
+    }
+
     /// <summary>
     /// The wait before the next attempt: none for a redirect (the owner is known); the service's
     /// retry time plus up to half of it again (so that nodes do not come back together); a short
@@ -261,6 +275,7 @@ internal sealed class MapStreamLoop
                 _heardOnStream = true;
                 _connected = true;
                 Apply(call.ResponseStream.Current, first);
+                Observer?.MessageApplied(call.ResponseStream.Current, first, _client.Url);
                 first = false;
             }
         }
