@@ -54,6 +54,9 @@ internal sealed class TailnetHub : ILeaseListener
 
     public IncidentRecorder Recorder => _recorder;
 
+    /// <summary>Node keys of the tailnets loaded here (a hint for map streams; the bus checks).</summary>
+    public NodeLocator Locator { get; } = new();
+
     /// <summary>The load of the tailnets served here (change rates), for heartbeats and the rebalancer.</summary>
     public LoadMeter Load { get; }
 
@@ -422,6 +425,10 @@ internal sealed class TailnetHub : ILeaseListener
         }
         var bus = new TailnetBus(state.Tailnet.Name, state.Tailnet.Domain, epoch, _settings, _time, _counters);
         bus.Load(state);
+        foreach (var node in state.Nodes)
+        {
+            Locator.Remember(node);
+        }
         IReadOnlyList<string> urls;
         lock (_gate)
         {

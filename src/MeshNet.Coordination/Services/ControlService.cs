@@ -62,24 +62,24 @@ internal sealed class ControlService : ControlApi.ControlBase
         RequestValidator.Session(request.Session);
         RequestValidator.Instance(request.Instance);
         var endpoints = RequestValidator.Endpoints(request.Endpoints, "endpoints");
-        var node = await FindNodeAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
+        var (tailnet, nodeId) = await LocateAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
         TailnetBus bus;
         MapStream stream;
         AttachKind kind;
-        using (var scope = await RequireScopeAsync(node.Tailnet, context.CancellationToken).ConfigureAwait(false))
+        using (var scope = await RequireScopeAsync(tailnet, context.CancellationToken).ConfigureAwait(false))
         {
             bus = scope.Bus;
             var now = _time.GetUtcNow();
-            if (bus.LiveStateOnAttach(node.Id, request.NodeKey.Span, endpoints, request.Instance, now) is { } live)
+            if (bus.LiveStateOnAttach(nodeId, request.NodeKey.Span, endpoints, request.Instance, now) is { } live)
             {
                 scope.Charge();
                 await CommitLiveAsync(scope, [live], context.CancellationToken).ConfigureAwait(false);
             }
-            stream = bus.Attach(node.Id, request.NodeKey.Span, request.Session, request.LastSequence, request.LastRevision, now, out kind);
+            stream = bus.Attach(nodeId, request.NodeKey.Span, request.Session, request.LastSequence, request.LastRevision, now, out kind);
         }
         _counters.StreamOpened();
-        _hub.Recorder.OnAttached(node.Tailnet, node.Id);
-        CoordinationLog.MapStreamOpened(_logger, node.Id, kind.ToString());
+        _hub.Recorder.OnAttached(tailnet, nodeId);
+        CoordinationLog.MapStreamOpened(_logger, nodeId, kind.ToString());
         try
         {
             await PumpAsync(stream, responseStream, context.CancellationToken).ConfigureAwait(false);
@@ -89,9 +89,9 @@ internal sealed class ControlService : ControlApi.ControlBase
             _counters.StreamClosed();
             if (bus.Detach(stream, _time.GetUtcNow()))
             {
-                await WriteOfflineAsync(bus, node.Id).ConfigureAwait(false);
+                await WriteOfflineAsync(bus, nodeId).ConfigureAwait(false);
             }
-            CoordinationLog.MapStreamClosed(_logger, node.Id);
+            CoordinationLog.MapStreamClosed(_logger, nodeId);
         }
     }
 
@@ -111,6 +111,21 @@ internal sealed class ControlService : ControlApi.ControlBase
             await CommitLiveAsync(scope, [live], context.CancellationToken).ConfigureAwait(false);
         }
         return new UpdateEndpointsResponse();
+    }
+
+    /// <summary>
+    /// The node's tailnet and id: from the tailnets loaded here when known (a takeover's mass
+    /// reconnect then costs no store query per stream; the bus checks the key on attach), else the store.
+    /// </summary>
+    private async Task<(string Tailnet, ulong Id)> LocateAsync(ByteString nodeKey, CancellationToken cancellationToken)
+    {
+        if (_hub.Locator.TryFind(nodeKey.Span, out var tailnet, out var id))
+        {
+            return (tailnet, id);
+        }
+        var node = await FindNodeAsync(nodeKey, cancellationToken).ConfigureAwait(false);
+        _hub.Locator.Remember(node);
+        return (node.Tailnet, node.Id);
     }
 
     private async Task<StoredNode> FindNodeAsync(ByteString nodeKey, CancellationToken cancellationToken) =>

@@ -1,10 +1,11 @@
 using System.Runtime.InteropServices;
 
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport;
 
 /// <summary>
 /// Signals processes by pid. .NET can only send SIGKILL (<c>Process.Kill</c>); a graceful stop
-/// needs SIGTERM, which lets wireguard-go remove its UAPI socket and TUN device itself.
+/// needs SIGTERM (wireguard-go then removes its UAPI socket and TUN device itself), and pausing a
+/// process SIGSTOP and SIGCONT.
 /// </summary>
 public static partial class ProcessSignals
 {
@@ -13,6 +14,12 @@ public static partial class ProcessSignals
 
     /// <summary>SIGTERM.</summary>
     public const int Terminate = 15;
+
+    /// <summary>SIGCONT (x86-64 and arm64 Linux).</summary>
+    public const int Continue = 18;
+
+    /// <summary>SIGSTOP (x86-64 and arm64 Linux).</summary>
+    public const int Stop = 19;
 
     /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/>; false when the process does not exist (or the signal was refused).</summary>
     public static bool Send(int pid, int signal)

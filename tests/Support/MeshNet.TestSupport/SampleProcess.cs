@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace MeshNet.Integration.Tests.Infrastructure;
+namespace MeshNet.TestSupport;
 
 /// <summary>
 /// A built sample run as its own process (<c>dotnet samples/NAME/bin/CONFIG/net10.0/NAME.dll</c>,
@@ -10,7 +10,7 @@ namespace MeshNet.Integration.Tests.Infrastructure;
 /// with its output collected line by line. Disposing kills it (and its children) if it still runs,
 /// so a failing test leaves nothing behind.
 /// </summary>
-internal sealed class SampleProcess : IAsyncDisposable
+public sealed class SampleProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly Lock _gate = new();
@@ -68,6 +68,15 @@ internal sealed class SampleProcess : IAsyncDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>The process id.</summary>
+    public int Pid => _process.Id;
+
+    /// <summary>True once the process has exited and its output is read to the end.</summary>
+    public bool HasExited => _exited.Task.IsCompleted;
+
+    /// <summary>Sends a signal (SIGSTOP, SIGCONT, SIGTERM...) to the process; false when it is gone.</summary>
+    public bool Signal(int signal) => ProcessSignals.Send(_process.Id, signal);
+
     /// <summary>The built assembly of a sample: <c>samples/NAME/bin/CONFIG/net10.0/NAME.dll</c>.</summary>
     public static string AssemblyOf(string sample) => BuiltAssembly("samples", sample);
 
@@ -85,7 +94,10 @@ internal sealed class SampleProcess : IAsyncDisposable
         await _process.StandardInput.FlushAsync();
     }
 
-    private static string BuiltAssembly(string folder, string sample)
+    /// <summary>The built assembly of <paramref name="folder"/>/<paramref name="name"/> (e.g. "samples", "Coordinator"), in the test assembly's configuration.</summary>
+    public static string BuiltAssembly(string folder, string name) => BuiltAssemblyCore(folder, name);
+
+    private static string BuiltAssemblyCore(string folder, string sample)
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "MeshNet.sln")))
@@ -109,9 +121,14 @@ internal sealed class SampleProcess : IAsyncDisposable
     public static SampleProcess Start(string sample, IReadOnlyDictionary<string, string> environment, params string[] args) =>
         StartAssembly(AssemblyOf(sample), environment, args);
 
-    private static SampleProcess StartAssembly(string assembly, IReadOnlyDictionary<string, string> environment, string[] args)
+    /// <summary>
+    /// Starts a built assembly as its own process; with <paramref name="uid"/>, under that user and
+    /// group id (root only, through <c>setpriv</c>), e.g. so that iptables can match its packets
+    /// with <c>-m owner --uid-owner</c>.
+    /// </summary>
+    public static SampleProcess StartAssembly(string assembly, IReadOnlyDictionary<string, string> environment, string[] args, int? uid = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(uid is null ? "dotnet" : "setpriv")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -120,6 +137,13 @@ internal sealed class SampleProcess : IAsyncDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        if (uid is { } id)
+        {
+            foreach (var arg in new[] { $"--reuid={id}", $"--regid={id}", "--clear-groups", "--", "dotnet" })
+            {
+                info.ArgumentList.Add(arg);
+            }
+        }
         info.ArgumentList.Add(assembly);
         foreach (var arg in args)
         {
@@ -164,7 +188,7 @@ internal sealed class SampleProcess : IAsyncDisposable
         }
         catch (TimeoutException)
         {
-            throw new TimeoutException($"{_process.StartInfo.ArgumentList[0]} did not exit within {timeout.TotalSeconds} s. Output:\n{Output}");
+            throw new TimeoutException($"{string.Join(' ', _process.StartInfo.ArgumentList)} did not exit within {timeout.TotalSeconds} s. Output:\n{Output}");
         }
     }
 
