@@ -7,7 +7,7 @@ public sealed partial class PostgresCoordinationStore
 {
     private const string LeaseColumns =
         "l.tailnet, l.owner, l.owner_instance, s.url, l.epoch, l.expires_at - now(), l.revision, l.log_floor, l.quarantined, l.quarantine_reason, " +
-        "l.granted_at, l.renewed_at, l.moved_at";
+        "l.granted_at, l.renewed_at, l.moved_at, now() - s.heartbeat_at";
 
     /// <inheritdoc />
     public Task RegisterServerAsync(string serverId, string url, string instance, CancellationToken cancellationToken) =>
@@ -228,5 +228,8 @@ public sealed partial class PostgresCoordinationStore
     private static StoredLease ReadLease(NpgsqlDataReader reader) =>
         new(reader.GetString(0), ReadStringOrNull(reader, 1), ReadStringOrNull(reader, 2), ReadStringOrNull(reader, 3), (ulong)reader.GetInt64(4),
             reader.GetFieldValue<TimeSpan>(5), (ulong)reader.GetInt64(6), (ulong)reader.GetInt64(7), reader.GetBoolean(8), reader.GetString(9),
-            ReadStampOrNull(reader, 10), ReadStampOrNull(reader, 11), ReadStampOrNull(reader, 12));
+            ReadStampOrNull(reader, 10), ReadStampOrNull(reader, 11), ReadStampOrNull(reader, 12))
+        {
+            OwnerHeartbeatAge = reader.IsDBNull(13) || reader.IsDBNull(1) ? null : reader.GetFieldValue<TimeSpan>(13),
+        };
 }

@@ -73,7 +73,10 @@ public static class CoordinationServiceCollectionExtensions
             var keeper = provider.GetRequiredService<LeaseKeeper>();
             keeper.SetListener(hub);
             var counters = provider.GetRequiredService<CoordinationCounters>();
-            keeper.LoadReport = () => hub.Load.Sample(hub.Loaded(), keeper.HeldLeases().Count, counters.MapStreamsActive).ToJson();
+            keeper.LoadReport = () => (hub.Load.Sample(hub.Loaded(), keeper.HeldLeases().Count, counters.MapStreamsActive) with
+            {
+                FencedWrites = counters.FencedWritesRefused,
+            }).ToJson();
             return hub;
         });
         services.AddSingleton(provider => new CoordinationRuntime(provider.GetRequiredService<ICoordinationStore>(), ClockOf(provider, options),

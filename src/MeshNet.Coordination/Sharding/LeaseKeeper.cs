@@ -173,6 +173,12 @@ internal sealed class LeaseKeeper : IAsyncDisposable
         }
         if (lease.Owner is { } owner && lease.ExpiresIn > TimeSpan.Zero && (owner != Server.Id || lease.OwnerInstance != Server.Instance))
         {
+            if (lease.OwnerHeartbeatAge > _settings.RenewInterval * 3)
+            {
+                // Its owner stopped heartbeating: most likely dead, its lease merely not expired yet.
+                // Sending nodes there would only bounce them; a standby claims it at expiry.
+                throw Failures.NoOwner(tailnet, lease.ExpiresIn + _settings.ClaimInterval, $"its owner {owner} stopped renewing; a standby takes it over");
+            }
             if (lease.OwnerUrl is { Length: > 0 } url && owner != Server.Id)
             {
                 throw Failures.NotOwner(tailnet, url, lease.Epoch);
@@ -184,7 +190,8 @@ internal sealed class LeaseKeeper : IAsyncDisposable
             throw Failures.NoOwner(tailnet, _settings.RenewInterval, "this server cannot renew its lease: the database is unreachable or slow");
         }
         string why = _draining ? "this server is draining" : _replaced ? "this server was replaced" : "its owner stopped; a standby is taking it over";
-        throw Failures.NoOwner(tailnet, Max(lease.ExpiresIn, _settings.ClaimInterval), why);
+        // A standby claims an expired lease within a claim interval of its expiry.
+        throw Failures.NoOwner(tailnet, Max(lease.ExpiresIn, TimeSpan.Zero) + _settings.ClaimInterval, why);
     }
 
     /// <summary>
@@ -290,12 +297,21 @@ internal sealed class LeaseKeeper : IAsyncDisposable
     }
 
     /// <summary>One renewal, started after any renewal in flight has finished (so its send time is now).</summary>
-    public async Task RenewOnceAsync(CancellationToken cancellationToken)
+    public Task RenewOnceAsync(CancellationToken cancellationToken) => RenewOnceAsync(cancellationToken, _settings.RenewTimeout, Timeout.InfiniteTimeSpan);
+
+    /// <summary>
+    /// One renewal taking at most <paramref name="timeout"/>, after waiting at most
+    /// <paramref name="gateWait"/> for one in flight (none happens when that wait runs out).
+    /// </summary>
+    private async Task RenewOnceAsync(CancellationToken cancellationToken, TimeSpan timeout, TimeSpan gateWait)
     {
-        await _renewGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!await _renewGate.WaitAsync(gateWait, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
         try
         {
-            await RenewCoreAsync(cancellationToken).ConfigureAwait(false);
+            await RenewCoreAsync(cancellationToken, timeout).ConfigureAwait(false);
         }
         finally
         {
@@ -303,7 +319,7 @@ internal sealed class LeaseKeeper : IAsyncDisposable
         }
     }
 
-    private async Task RenewCoreAsync(CancellationToken cancellationToken)
+    private async Task RenewCoreAsync(CancellationToken cancellationToken, TimeSpan timeout)
     {
         if (_replaced || _stopping.IsCancellationRequested)
         {
@@ -311,11 +327,11 @@ internal sealed class LeaseKeeper : IAsyncDisposable
         }
         long sentAt = _time.GetTimestamp();
         LeaseRenewal renewal;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
-        timeout.CancelAfter(_settings.RenewTimeout);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        limit.CancelAfter(timeout);
         try
         {
-            renewal = await _store.RenewAsync(Server.Id, Server.Instance, _settings.Ttl, LoadReport?.Invoke() ?? "", timeout.Token).ConfigureAwait(false);
+            renewal = await _store.RenewAsync(Server.Id, Server.Instance, _settings.Ttl, LoadReport?.Invoke() ?? "", limit.Token).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OutOfMemoryException && !cancellationToken.IsCancellationRequested)
         {
@@ -458,14 +474,19 @@ internal sealed class LeaseKeeper : IAsyncDisposable
         }
     }
 
-    /// <summary>A deadline passed: renew once more (started now), then declare lapsed what is still past its deadline.</summary>
+    /// <summary>
+    /// A deadline passed (writes stopped then: <see cref="FreshEpoch"/> is strict): renew once more,
+    /// started now and bounded by the margin (a clock that jumped, a slow statement), then declare
+    /// lapsed, and stop serving, what is still past its deadline. A lapsed lease thus ends its
+    /// streams within the TTL of the last renewal sent.
+    /// </summary>
     private void OnLapseTick() => _ = CheckLapsedAsync();
 
     private async Task CheckLapsedAsync()
     {
         try
         {
-            await RenewOnceAsync(_stopping.Token).ConfigureAwait(false);
+            await RenewOnceAsync(_stopping.Token, _settings.Margin, _settings.Margin).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {

@@ -12,7 +12,8 @@ namespace MeshNet.Coordination.Sharding;
 /// <param name="Streams">Open map streams.</param>
 /// <param name="WeightedChangeRate">Σ over tailnets of changes per second × nodes.</param>
 /// <param name="Cpu">The process's CPU use as a fraction of one core (0.5: half a core).</param>
-internal sealed record ServerLoad(int Tailnets, long Streams, double WeightedChangeRate, double Cpu)
+/// <param name="FencedWrites">Writes of this server refused by their fence so far (a stale owner's late writes).</param>
+internal sealed record ServerLoad(int Tailnets, long Streams, double WeightedChangeRate, double Cpu, long FencedWrites = 0)
 {
     public static readonly ServerLoad Empty = new(0, 0, 0, 0);
 
@@ -26,6 +27,7 @@ internal sealed record ServerLoad(int Tailnets, long Streams, double WeightedCha
             writer.WriteNumber("streams", Streams);
             writer.WriteNumber("weightedChangeRate", Math.Round(WeightedChangeRate, 3));
             writer.WriteNumber("cpu", Math.Round(Cpu, 3));
+            writer.WriteNumber("fencedWrites", FencedWrites);
             writer.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
@@ -42,7 +44,8 @@ internal sealed record ServerLoad(int Tailnets, long Streams, double WeightedCha
         {
             using var document = JsonDocument.Parse(json);
             var root = document.RootElement;
-            return new ServerLoad(Int(root, "tailnets"), (long)Number(root, "streams"), Number(root, "weightedChangeRate"), Number(root, "cpu"));
+            return new ServerLoad(Int(root, "tailnets"), (long)Number(root, "streams"), Number(root, "weightedChangeRate"), Number(root, "cpu"),
+                (long)Number(root, "fencedWrites"));
         }
         catch (JsonException)
         {

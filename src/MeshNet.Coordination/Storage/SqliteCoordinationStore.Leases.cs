@@ -6,7 +6,7 @@ public sealed partial class SqliteCoordinationStore
 {
     private const string LeaseColumns =
         "l.tailnet, l.owner, l.owner_instance, s.url, l.epoch, l.expires_at, l.revision, l.log_floor, l.quarantined, l.quarantine_reason, " +
-        "l.granted_at, l.renewed_at, l.moved_at";
+        "l.granted_at, l.renewed_at, l.moved_at, s.heartbeat_at";
 
     /// <inheritdoc />
     public async Task RegisterServerAsync(string serverId, string url, string instance, CancellationToken cancellationToken)
@@ -220,5 +220,8 @@ public sealed partial class SqliteCoordinationStore
             reader.IsDBNull(3) ? null : reader.GetString(3), (ulong)reader.GetInt64(4), TimeSpan.FromMilliseconds(reader.GetInt64(5) - now),
             (ulong)reader.GetInt64(6), (ulong)reader.GetInt64(7), reader.GetBoolean(8), reader.GetString(9),
             reader.IsDBNull(10) ? null : FromUnix(reader.GetInt64(10)), reader.IsDBNull(11) ? null : FromUnix(reader.GetInt64(11)),
-            reader.IsDBNull(12) ? null : FromUnix(reader.GetInt64(12)));
+            reader.IsDBNull(12) ? null : FromUnix(reader.GetInt64(12)))
+        {
+            OwnerHeartbeatAge = reader.IsDBNull(13) || reader.IsDBNull(1) ? null : TimeSpan.FromMilliseconds(now - reader.GetInt64(13)),
+        };
 }

@@ -16,4 +16,12 @@ namespace MeshNet.Coordination.Storage;
 /// <param name="MovedAt">When it was last handed over by a planned move (null: never).</param>
 public sealed record StoredLease(string Tailnet, string? Owner, string? OwnerInstance, string? OwnerUrl, ulong Epoch, TimeSpan ExpiresIn,
     ulong Revision, ulong LogFloor, bool Quarantined, string QuarantineReason, DateTimeOffset? GrantedAt, DateTimeOffset? RenewedAt,
-    DateTimeOffset? MovedAt);
+    DateTimeOffset? MovedAt)
+{
+    /// <summary>
+    /// How long ago the owner's last heartbeat was, by the database's clock (null: no owner). An
+    /// owner whose heartbeat is older than its renewal interval has most likely died: its lease
+    /// merely has not expired yet.
+    /// </summary>
+    public TimeSpan? OwnerHeartbeatAge { get; init; }
+}

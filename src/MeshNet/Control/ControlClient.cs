@@ -30,8 +30,15 @@ internal sealed class ControlClient : IDisposable
     /// <summary>How many redirects a unary call follows before giving up.</summary>
     public const int MaxRedirects = 3;
 
+    /// <summary>How long a server that could not be reached is passed over when choosing the next one.</summary>
+    private static readonly TimeSpan PassOver = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long to wait before trying again when a redirect names a server that could not be reached.</summary>
+    private static readonly TimeSpan RedirectBackoff = TimeSpan.FromMilliseconds(250);
+
     private readonly Lock _gate = new();
     private readonly List<Uri> _servers = [];
+    private readonly Dictionary<Uri, long> _unreachableSince = [];
     private readonly Dictionary<Uri, (GrpcChannel Channel, V1.Control.ControlClient Client)> _channels = [];
     private readonly Action<SocketsHttpHandler>? _configureHandler;
     private readonly ILoggerFactory? _loggerFactory;
@@ -127,6 +134,12 @@ internal sealed class ControlClient : IDisposable
             if (reason == ControlErrors.NotOwner && rpc.Trailers.GetValue(ControlErrors.RedirectTrailer) is { } target &&
                 Uri.TryCreate(target, UriKind.Absolute, out var owner) && IsAcceptable(owner))
             {
+                if (RecentlyUnreachable(owner))
+                {
+                    // Sent back to a server this client just failed to reach (it died; its lease has
+                    // not expired yet): wait a little elsewhere rather than bounce between them.
+                    return new ControlRoute(ControlRouteKind.Rotated, RedirectBackoff, Rotate());
+                }
                 SwitchTo(owner);
                 return new ControlRoute(ControlRouteKind.Redirected, TimeSpan.Zero, owner);
             }
@@ -135,12 +148,17 @@ internal sealed class ControlClient : IDisposable
                 : null;
             if (reason is ControlErrors.NoOwner or ControlErrors.NotOwner || rpc.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
             {
+                if (reason is null && rpc.StatusCode == StatusCode.Unavailable)
+                {
+                    MarkUnreachable(); // no answer from the service itself: the server is down or cut off
+                }
                 return new ControlRoute(ControlRouteKind.Rotated, retryAfter ?? TimeSpan.Zero, Rotate());
             }
             return new ControlRoute(ControlRouteKind.Stay, retryAfter ?? TimeSpan.Zero, Url);
         }
         if (failure is HttpRequestException or IOException or System.Net.Sockets.SocketException)
         {
+            MarkUnreachable();
             return new ControlRoute(ControlRouteKind.Rotated, TimeSpan.Zero, Rotate());
         }
         return new ControlRoute(ControlRouteKind.Stay, TimeSpan.Zero, Url);
@@ -231,15 +249,45 @@ internal sealed class ControlClient : IDisposable
                 index = _servers.Count - 1;
             }
             _current = index;
+            _unreachableSince.Remove(url);
         }
     }
 
+    /// <summary>The next known server, passing over those that could not be reached recently (unless all of them could not).</summary>
     private Uri Rotate()
+    {
+        long now = Environment.TickCount64;
+        lock (_gate)
+        {
+            for (int step = 1; step <= _servers.Count; step++)
+            {
+                int candidate = (_current + step) % _servers.Count;
+                if (!_unreachableSince.TryGetValue(_servers[candidate], out var since) || now - since > (long)PassOver.TotalMilliseconds)
+                {
+                    _current = candidate;
+                    return _servers[_current];
+                }
+            }
+            _current = (_current + 1) % _servers.Count;
+            return _servers[_current];
+        }
+    }
+
+    private bool RecentlyUnreachable(Uri url)
     {
         lock (_gate)
         {
-            _current = (_current + 1) % _servers.Count;
-            return _servers[_current];
+            int index = _servers.FindIndex(known => SameServer(known, url));
+            return index >= 0 && _unreachableSince.TryGetValue(_servers[index], out var since) &&
+                Environment.TickCount64 - since <= (long)PassOver.TotalMilliseconds;
+        }
+    }
+
+    private void MarkUnreachable()
+    {
+        lock (_gate)
+        {
+            _unreachableSince[_servers[_current]] = Environment.TickCount64;
         }
     }
 

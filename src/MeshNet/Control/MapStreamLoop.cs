@@ -240,7 +240,7 @@ internal sealed class MapStreamLoop
                 _rotationsSinceHeard++;
                 if (route.RetryAfter > TimeSpan.Zero)
                 {
-                    return route.RetryAfter + Jitter(route.RetryAfter / 2);
+                    return route.RetryAfter + Jitter(Min(route.RetryAfter / 4, TimeSpan.FromMilliseconds(200)));
                 }
                 if (_rotationsSinceHeard < _client.Servers.Count)
                 {
@@ -253,6 +253,8 @@ internal sealed class MapStreamLoop
     }
 
     private TimeSpan Jitter(TimeSpan ceiling) => _backoff.Jitter(ceiling);
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     /// <summary>One stream: open, read until it ends or fails, with the watchdog armed throughout.</summary>
     private async Task RunStreamAsync(CancellationToken stop)

@@ -26,6 +26,7 @@ public sealed class ControlOnlyNode : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly List<MapEvent> _events = [];
     private readonly List<TimeSpan> _gaps = [];
+    private readonly List<(DateTimeOffset At, string What)> _failures = [];
     private readonly string _instance = Guid.NewGuid().ToString("N")[..16];
     private readonly Recorder _recorder;
     private ControlSigner? _signer;
@@ -88,6 +89,18 @@ public sealed class ControlOnlyNode : IAsyncDisposable
             lock (_gate)
             {
                 return [.. _gaps];
+            }
+        }
+    }
+
+    /// <summary>Every stream end: when, where and why (for diagnosing a slow resume).</summary>
+    public IReadOnlyList<(DateTimeOffset At, string What)> Failures
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _failures];
             }
         }
     }
@@ -201,7 +214,8 @@ public sealed class ControlOnlyNode : IAsyncDisposable
         long now = TimeProvider.System.GetTimestamp();
         lock (_gate)
         {
-            _events.Add(new MapEvent(DateTimeOffset.UtcNow, message.Sequence, message.Epoch, message.Revision, message.BodyCase, first, server.ToString()));
+            _events.Add(new MapEvent(DateTimeOffset.UtcNow, message.Sequence, message.Epoch, message.Revision, message.BodyCase, first, server.ToString(),
+                _loop?.Current?.PolicyVersion ?? 0));
             if (_endedAt != 0)
             {
                 _gaps.Add(TimeProvider.System.GetElapsedTime(_endedAt, now));
@@ -210,11 +224,21 @@ public sealed class ControlOnlyNode : IAsyncDisposable
         }
     }
 
-    private void Ended()
+    private void Ended(Exception? failure, Uri server)
     {
         long now = TimeProvider.System.GetTimestamp();
         lock (_gate)
         {
+            string what = failure switch
+            {
+                null => "ended",
+                RpcException rpc => $"{rpc.StatusCode} {rpc.Trailers.GetValue(ControlErrors.TrailerKey)} retry {rpc.Trailers.GetValue(ControlErrors.RetryAfterTrailer)} {rpc.Status.Detail}",
+                _ => $"{failure.GetType().Name}: {failure.Message}",
+            };
+            if (_failures.Count < 200)
+            {
+                _failures.Add((DateTimeOffset.UtcNow, $"{server} {what}"));
+            }
             if (_endedAt == 0)
             {
                 _endedAt = now;
@@ -267,11 +291,11 @@ public sealed class ControlOnlyNode : IAsyncDisposable
     };
 
     /// <summary>The loop's observer, forwarding to this node.</summary>
-    private sealed class Recorder(Action<MapResponse, bool, Uri> applied, Action ended) : IMapStreamObserver
+    private sealed class Recorder(Action<MapResponse, bool, Uri> applied, Action<Exception?, Uri> ended) : IMapStreamObserver
     {
         public void MessageApplied(MapResponse message, bool firstOfStream, Uri server) => applied(message, firstOfStream, server);
 
-        public void StreamEnded(Exception? failure, Uri server) => ended();
+        public void StreamEnded(Exception? failure, Uri server) => ended(failure, server);
     }
 }
 
@@ -283,5 +307,6 @@ public sealed class ControlOnlyNode : IAsyncDisposable
 /// <param name="Body">Full netmap, delta or keep-alive.</param>
 /// <param name="FirstOfStream">The first message of a stream.</param>
 /// <param name="Server">The server that sent it.</param>
+/// <param name="PolicyVersion">The policy version the netmap reflected after it.</param>
 public sealed record MapEvent(DateTimeOffset At, ulong Sequence, ulong Epoch, ulong Revision, MapResponse.BodyOneofCase Body, bool FirstOfStream,
-    string Server);
+    string Server, ulong PolicyVersion);
