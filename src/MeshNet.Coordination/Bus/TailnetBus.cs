@@ -342,34 +342,42 @@ internal sealed class TailnetBus
     /// returns the live state it will have once connected, or null when that is what the bus
     /// already has (nothing to write).
     /// </summary>
+    /// <param name="nodeId">The node.</param>
+    /// <param name="nodeKey">The key it calls with.</param>
+    /// <param name="endpoints">The endpoints it reports.</param>
+    /// <param name="instance">Its run id (empty: keep the one known).</param>
+    /// <param name="now">The time, for the key expiry.</param>
+    /// <param name="planned">A state of the node queued before this one and not written yet (<see cref="LiveStateWriter"/>): the answer is relative to it.</param>
     /// <exception cref="CoordinationException">The node is gone, its key was replaced or expired, or the bus is closed.</exception>
-    public NodeLiveState? LiveStateOnAttach(ulong nodeId, ReadOnlySpan<byte> nodeKey, IReadOnlyList<string> endpoints, string instance, DateTimeOffset now)
+    public NodeLiveState? LiveStateOnAttach(ulong nodeId, ReadOnlySpan<byte> nodeKey, IReadOnlyList<string> endpoints, string instance, DateTimeOffset now,
+        NodeLiveState? planned = null)
     {
         lock (_gate)
         {
             RequireOpen();
-            return _view.LiveStateOnAttach(nodeId, nodeKey, endpoints, instance, now, null);
+            return _view.LiveStateOnAttach(nodeId, nodeKey, endpoints, instance, now, planned);
         }
     }
 
-    /// <summary>The live state after an endpoint report, or null when nothing changes.</summary>
-    public NodeLiveState? LiveStateOnEndpoints(ulong nodeId, IReadOnlyList<string> endpoints)
+    /// <summary>The live state after an endpoint report (relative to <paramref name="planned"/>, a state queued before it and not written yet), or null when nothing changes.</summary>
+    public NodeLiveState? LiveStateOnEndpoints(ulong nodeId, IReadOnlyList<string> endpoints, NodeLiveState? planned = null)
     {
         lock (_gate)
         {
-            return _closedFailure is null ? _view.LiveStateOnEndpoints(nodeId, endpoints, null) : null;
+            return _closedFailure is null ? _view.LiveStateOnEndpoints(nodeId, endpoints, planned) : null;
         }
     }
 
     /// <summary>
     /// The live state of a node whose stream ended and that has no other stream: offline, last
-    /// seen <paramref name="now"/>. Null when it has a live stream, is offline already, or is gone.
+    /// seen <paramref name="now"/>. Null when it has a live stream, is offline already (after
+    /// <paramref name="planned"/>, a state queued before it and not written yet), or is gone.
     /// </summary>
-    public NodeLiveState? LiveStateOffline(ulong nodeId, DateTimeOffset now)
+    public NodeLiveState? LiveStateOffline(ulong nodeId, DateTimeOffset now, NodeLiveState? planned = null)
     {
         lock (_gate)
         {
-            return _closedFailure is null && !_sessions.HasLiveStream(nodeId) ? _view.LiveStateOffline(nodeId, now, null) : null;
+            return _closedFailure is null && !_sessions.HasLiveStream(nodeId) ? _view.LiveStateOffline(nodeId, now, planned) : null;
         }
     }
 
