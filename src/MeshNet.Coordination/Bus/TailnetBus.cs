@@ -1,6 +1,3 @@
-using System.Security.Cryptography;
-using Google.Protobuf;
-using Google.Protobuf.WellKnownTypes;
 using MeshNet.Control.V1;
 using MeshNet.Coordination.Policy;
 using MeshNet.Coordination.Storage;
@@ -10,18 +7,19 @@ namespace MeshNet.Coordination.Bus;
 
 /// <summary>
 /// The message bus of one tailnet on the server that holds its lease: the view of its nodes
-/// (records with online state and endpoints, each stamped with the revision that last changed
-/// it), and the map sessions of its nodes. A change produces one small delta, shared by every
-/// affected session and wrapped per session with that session's next sequence number, so the
-/// work per change is O(sessions of this tailnet), never O(nodes²). Nodes of other tailnets are
-/// in other buses and never see this one.
+/// (<see cref="TailnetView"/>: records with online state and endpoints, each stamped with the
+/// revision that last changed it, and the policy) and the map sessions of its nodes
+/// (<see cref="TailnetSessions"/>). A change updates the view, which returns the deltas of the
+/// nodes it affects; the bus hands them to the sessions, which wrap each with that session's next
+/// sequence number. One delta is shared by every session that gets it, so the work per change is
+/// O(sessions of this tailnet), never O(nodes²). Nodes of other tailnets are in other buses and
+/// never see this one.
 /// </summary>
 /// <remarks>
-/// <para>Locking: <c>_gate</c> guards the nodes, the sessions and every session's fields; it
-/// is held only for in-memory work (no I/O, no awaits). Streams are written with non-blocking
-/// <see cref="MapStream.TryWrite"/> under it, so each session's sequence order is the queue
-/// order. Wire records (<see cref="Node"/>) may be shared by queued messages and are never
-/// mutated: a change replaces the record with a modified clone.</para>
+/// <para>Locking: <c>_gate</c> is the bus's one lock. It guards the view, the sessions (neither is
+/// thread-safe on its own) and whether the bus is closed, and is held only for in-memory work (no
+/// I/O, no awaits). Streams are written with non-blocking <see cref="MapStream.TryWrite"/> under
+/// it, so each session's sequence order is the queue order.</para>
 /// <para><see cref="WriteGate"/> orders the tailnet's durable changes: a writer holds it across
 /// its fenced store write and the call that publishes the change here (with the write's
 /// revision), so the bus applies changes in revision order. The bus itself does no I/O, and
@@ -29,37 +27,25 @@ namespace MeshNet.Coordination.Bus;
 /// <para>Every message carries the bus's <see cref="Epoch"/> and the <see cref="Revision"/> it
 /// reflects; a node resuming on another server catches up from there.</para>
 /// </remarks>
-internal sealed partial class TailnetBus
+internal sealed class TailnetBus
 {
-    private static readonly KeepAlive SharedKeepAlive = new();
     private static readonly CoordinationException Retired = Failures.Unavailable("the tailnet's bus was unloaded; retry");
 
     private readonly Lock _gate = new();
-    private readonly SortedDictionary<ulong, BusNode> _nodes = [];
-    private readonly Dictionary<ulong, MapSession> _sessions = [];
-    private readonly List<(ulong NodeId, ulong Revision)> _removals = [];
-    private readonly BusSettings _settings;
+    private readonly TailnetView _view;
+    private readonly TailnetSessions _sessions;
     private readonly TimeProvider _time;
     private readonly CoordinationCounters _counters;
     private CoordinationException? _closedFailure;
-    private AccessGraph _access = new(null, 0);
-    private ulong _revision;
-    private ulong _logFloor;
-    private ulong _policyRevision;
-    private IReadOnlyList<string> _controlUrls = [];
-    private readonly QueueBudget _queueBudget;
-    private MapDelta? _sizedDelta;
-    private int _sizedDeltaBytes;
 
     public TailnetBus(string tailnet, string domain, ulong epoch, BusSettings settings, TimeProvider time, CoordinationCounters counters)
     {
         Tailnet = tailnet;
-        Domain = domain;
         Epoch = epoch;
-        _settings = settings;
         _time = time;
+        _view = new TailnetView(domain);
+        _sessions = new TailnetSessions(tailnet, epoch, settings, time, counters, SendKeepAlive);
         _counters = counters;
-        _queueBudget = new QueueBudget(settings.MaxQueuedBytes);
         Changes = new ChangeRateLimiter(settings.ChangesPerSecond, settings.ChangeBurst, time);
         LoadedAt = time.GetTimestamp();
     }
@@ -68,11 +54,11 @@ internal sealed partial class TailnetBus
     public ChangeRateLimiter Changes { get; }
 
     /// <summary>The bytes this tailnet's streams hold queued now.</summary>
-    public long QueuedBytes => _queueBudget.Bytes;
+    public long QueuedBytes => _sessions.QueuedBytes;
 
     public string Tailnet { get; }
 
-    public string Domain { get; }
+    public string Domain => _view.Domain;
 
     /// <summary>The epoch of the lease this bus serves under (fences its writes, stamps its messages).</summary>
     public ulong Epoch { get; }
@@ -93,7 +79,7 @@ internal sealed partial class TailnetBus
         {
             lock (_gate)
             {
-                return _revision;
+                return _view.Revision;
             }
         }
     }
@@ -116,7 +102,7 @@ internal sealed partial class TailnetBus
         {
             lock (_gate)
             {
-                return _nodes.Count;
+                return _view.NodeCount;
             }
         }
     }
@@ -139,7 +125,19 @@ internal sealed partial class TailnetBus
         {
             lock (_gate)
             {
-                return _sessions.Values.Count(session => session.Live is { IsClosed: false });
+                return _sessions.LiveStreamCount;
+            }
+        }
+    }
+
+    /// <summary>The policy in force (null: everything inside the tailnet is allowed).</summary>
+    public PolicyDocument? Policy
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _view.Policy;
             }
         }
     }
@@ -153,17 +151,7 @@ internal sealed partial class TailnetBus
         ArgumentNullException.ThrowIfNull(state);
         lock (_gate)
         {
-            _access = new AccessGraph(TailnetHub.ParsePolicy(state.Policy), state.Policy?.Version ?? 0);
-            _policyRevision = state.Policy?.Revision ?? 0;
-            _revision = state.Revision;
-            _logFloor = state.LogFloor;
-            _removals.AddRange(state.Removals);
-            foreach (var node in state.Nodes)
-            {
-                var record = NodeRecords.ToProto(node);
-                _nodes[node.Id] = new BusNode(record, node.KeyExpiry, node.Revision, node.TagsRevision);
-                _access.Upsert(node.Id, Subject(record));
-            }
+            _view.Load(state);
         }
     }
 
@@ -172,25 +160,7 @@ internal sealed partial class TailnetBus
     {
         lock (_gate)
         {
-            _access = new AccessGraph(policy, policyVersion);
-            foreach (var node in nodes)
-            {
-                var record = NodeRecords.ToProto(node);
-                _nodes[node.Id] = new BusNode(record, node.KeyExpiry, node.Revision, node.TagsRevision);
-                _access.Upsert(node.Id, Subject(record));
-            }
-        }
-    }
-
-    /// <summary>The policy in force (null: everything inside the tailnet is allowed).</summary>
-    public PolicyDocument? Policy
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _access.Policy;
-            }
+            _view.Load(nodes, policy, policyVersion);
         }
     }
 
@@ -200,17 +170,9 @@ internal sealed partial class TailnetBus
         ArgumentNullException.ThrowIfNull(urls);
         lock (_gate)
         {
-            if (_closedFailure is not null || _controlUrls.SequenceEqual(urls, StringComparer.Ordinal))
+            if (_closedFailure is null && _view.SetControlUrls(urls) is { } delta)
             {
-                return;
-            }
-            _controlUrls = urls;
-            var wrapper = new ControlUrls();
-            wrapper.Values.Add(urls);
-            var delta = new MapDelta { ControlUrls = wrapper };
-            foreach (var session in _sessions.Values)
-            {
-                Deliver(session, delta);
+                _sessions.DeliverToAll(delta, _view.Revision);
             }
         }
     }
@@ -220,7 +182,7 @@ internal sealed partial class TailnetBus
     {
         lock (_gate)
         {
-            return _nodes.TryGetValue(id, out var node) ? node.Record : null;
+            return _view.Record(id);
         }
     }
 
@@ -231,7 +193,7 @@ internal sealed partial class TailnetBus
     {
         lock (_gate)
         {
-            return _sessions.TryGetValue(id, out var session) && session.Live is { IsClosed: false };
+            return _sessions.HasLiveStream(id);
         }
     }
 
@@ -242,78 +204,15 @@ internal sealed partial class TailnetBus
     /// <paramref name="lastRevision"/> when the change log covers it; otherwise queues a full
     /// netmap, the sequence continuing. A stream the node already had is ended (replaced).
     /// </summary>
-    /// <exception cref="CoordinationException">The node is gone, its key was replaced or expired, or the resume point is ahead of the session.</exception>
+    /// <exception cref="CoordinationException">The node is gone, its key was replaced or expired, the resume point is ahead of the session, or the tailnet has its maximum of streams open.</exception>
     public MapStream Attach(ulong nodeId, ReadOnlySpan<byte> nodeKey, string resumeHandle, ulong lastSequence, ulong lastRevision, DateTimeOffset now,
         out AttachKind kind)
     {
         lock (_gate)
         {
-            RequireAttachable(nodeId, nodeKey, now);
-            _sessions.TryGetValue(nodeId, out var session);
-            bool sameSession = session is not null && resumeHandle.Length > 0 && string.Equals(resumeHandle, session.Handle, StringComparison.Ordinal);
-            if (sameSession && lastSequence > session!.LastSequence)
-            {
-                throw Failures.Invalid($"last_sequence {lastSequence} is ahead of the session (the last message sent was {session.LastSequence})");
-            }
-            if (session?.Live is not { IsClosed: false } && _settings.MaxStreams != int.MaxValue &&
-                _sessions.Values.Count(other => other.Live is { IsClosed: false }) >= _settings.MaxStreams)
-            {
-                _counters.RateLimitHit();
-                throw new CoordinationException(CoordinationErrorCode.RateLimited,
-                    $"tailnet '{Tailnet}' has its maximum of {_settings.MaxStreams} map streams open") { RetryAfter = TimeSpan.FromSeconds(5) };
-            }
-            session?.Live?.Terminate(Failures.Create(CoordinationErrorCode.Conflict, "replaced by a newer map stream of the same node"));
-            bool adopted = false;
-            if (!sameSession)
-            {
-                // A session this bus never held (it was served elsewhere, or before a reload) is
-                // adopted; a node that has another session here starts a new one.
-                adopted = session is null && resumeHandle.Length > 0 && lastSequence > 0;
-                session = adopted
-                    ? new MapSession(nodeId, resumeHandle, _settings.ReplayBufferSize) { LastSequence = lastSequence, ReplayFloor = lastSequence }
-                    : new MapSession(nodeId, NewHandle(), _settings.ReplayBufferSize);
-                _sessions[nodeId] = session;
-            }
-            var stream = new MapStream(session!, _settings.ReplayBufferSize + _settings.SendQueueSize, _queueBudget);
-            session!.Live = stream;
-
-            if (sameSession && lastSequence > 0 && lastSequence >= session.ReplayFloor)
-            {
-                Replay(stream, lastSequence);
-                kind = AttachKind.Replayed;
-                _counters.StreamResumed();
-            }
-            else if ((sameSession || adopted) && lastSequence > 0 && lastRevision > 0 && BuildCatchUp(nodeId, lastRevision) is { } catchUp)
-            {
-                session.Ring.Clear();
-                session.ReplayFloor = session.LastSequence;
-                var first = Stamp(new MapResponse { Sequence = ++session.LastSequence, Session = session.Handle });
-                if (catchUp.CalculateSize() == 0)
-                {
-                    first.KeepAlive = SharedKeepAlive;
-                }
-                else
-                {
-                    first.Delta = catchUp;
-                    session.Ring.Add(first);
-                }
-                stream.TryWrite(first);
-                kind = AttachKind.CaughtUp;
-                _counters.StreamResumed();
-                _counters.CatchUpSent();
-            }
-            else
-            {
-                var full = Stamp(new MapResponse { Sequence = ++session.LastSequence, Session = session.Handle, Full = BuildFullMap(nodeId) });
-                session.Ring.Clear();
-                session.ReplayFloor = full.Sequence;
-                stream.TryWrite(full);
-                kind = AttachKind.Full;
-                _counters.FullMapSent();
-            }
-            stream.KeepAliveTimer = _time.CreateTimer(static state => ((KeepAliveTick)state!).Fire(), new KeepAliveTick(this, stream),
-                _settings.KeepAlive.Next(), Timeout.InfiniteTimeSpan);
-            return stream;
+            RequireOpen();
+            _view.RequireAttachable(nodeId, nodeKey, now);
+            return _sessions.Attach(nodeId, resumeHandle, lastSequence, lastRevision, _view.Revision, _view.BuildCatchUp, _view.BuildFullMap, out kind);
         }
     }
 
@@ -323,18 +222,7 @@ internal sealed partial class TailnetBus
     {
         lock (_gate)
         {
-            stream.Close();
-            stream.ReleaseQueued();
-            var session = stream.Session;
-            if (session.Live != stream)
-            {
-                return false;
-            }
-            session.Live = null;
-            session.DetachedAt = now;
-            session.DetachedTimestamp = _time.GetTimestamp();
-            return _closedFailure is null && _sessions.TryGetValue(session.NodeId, out var current) && current == session &&
-                _nodes.ContainsKey(session.NodeId);
+            return _sessions.Detach(stream, now) && _closedFailure is null && _view.Contains(stream.NodeId);
         }
     }
 
@@ -351,32 +239,7 @@ internal sealed partial class TailnetBus
             {
                 return;
             }
-            Advance(revision);
-            Node record;
-            bool existed = _nodes.TryGetValue(stored.Id, out var existing);
-            if (existing is not null)
-            {
-                record = NodeRecords.ToProto(stored);
-                record.Online = existing.Record.Online;
-                record.Endpoints.Clear();
-                record.Endpoints.Add(existing.Record.Endpoints);
-                record.LastSeen = existing.Record.LastSeen;
-                record.Instance = existing.Record.Instance;
-                bool tagsChanged = !existing.Record.Tags.SequenceEqual(record.Tags) || existing.Record.User != record.User;
-                existing.Record = record;
-                existing.KeyExpiry = stored.KeyExpiry;
-                existing.Revision = revision;
-                if (tagsChanged)
-                {
-                    existing.TagsRevision = revision;
-                }
-            }
-            else
-            {
-                record = NodeRecords.ToProto(stored);
-                _nodes[stored.Id] = new BusNode(record, stored.KeyExpiry, revision, revision);
-            }
-            PublishNodeChange(stored.Id, record, existed);
+            DeliverEach(_view.Upsert(stored, revision, _sessions.Contains));
         }
     }
 
@@ -388,21 +251,11 @@ internal sealed partial class TailnetBus
     {
         lock (_gate)
         {
-            if (_closedFailure is not null || !_nodes.TryGetValue(id, out var node))
+            if (_closedFailure is null && _view.RotateKey(id, newKey, keyExpiry, revision) is { } change)
             {
-                return;
+                BroadcastToViewers(id, change.Patch);
+                _sessions.DeliverToSelf(id, change.Self, _view.Revision);
             }
-            Advance(revision);
-            var key = ByteString.CopyFrom(newKey);
-            var expiry = Timestamp.FromDateTimeOffset(keyExpiry);
-            var record = node.Record.Clone();
-            record.NodeKey = key;
-            record.KeyExpiry = expiry;
-            node.Record = record;
-            node.KeyExpiry = keyExpiry;
-            node.Revision = revision;
-            BroadcastToViewers(id, new MapDelta { Patches = { new PeerPatch { Id = id, NodeKey = key, KeyExpiry = expiry } } });
-            DeliverToSelf(id, record);
         }
     }
 
@@ -416,30 +269,18 @@ internal sealed partial class TailnetBus
     {
         lock (_gate)
         {
-            if (_closedFailure is not null || !_nodes.TryGetValue(id, out var node))
+            if (_closedFailure is not null || !_view.Contains(id))
             {
                 return;
             }
-            Advance(revision);
-            var expiry = Timestamp.FromDateTimeOffset(keyExpiry);
-            // A changed expiry, or the moment it is reached (peers already had the time, but
-            // hearing it then lets them mark the node expired without a clock of their own).
-            if (node.KeyExpiry != keyExpiry || keyExpiry <= now)
+            if (_view.SetKeyExpiry(id, keyExpiry, now, revision) is { } change)
             {
-                var record = node.Record.Clone();
-                record.KeyExpiry = expiry;
-                node.Record = record;
-                node.KeyExpiry = keyExpiry;
-                if (revision > 0)
-                {
-                    node.Revision = revision;
-                }
-                BroadcastToViewers(id, new MapDelta { Patches = { new PeerPatch { Id = id, KeyExpiry = expiry } } });
-                DeliverToSelf(id, record);
+                BroadcastToViewers(id, change.Patch);
+                _sessions.DeliverToSelf(id, change.Self, _view.Revision);
             }
-            if (keyExpiry <= now && _sessions.TryGetValue(id, out var session))
+            if (keyExpiry <= now)
             {
-                session.Live?.Terminate(Failures.NodeKeyExpired());
+                _sessions.Terminate(id, Failures.NodeKeyExpired());
             }
         }
     }
@@ -452,87 +293,245 @@ internal sealed partial class TailnetBus
     {
         lock (_gate)
         {
-            if (!_nodes.Remove(id))
+            if (_view.Remove(id, revision, _sessions.Contains) is not { } deltas)
             {
                 return false;
             }
-            Advance(revision);
-            _removals.Add((id, revision));
-            if (_sessions.Remove(id, out var session))
+            _sessions.Remove(id, ownFailure);
+            if (_closedFailure is null)
             {
-                session.Live?.Terminate(ownFailure);
+                DeliverEach(deltas);
             }
-            PublishRemoval(id);
             return true;
         }
     }
 
-    /// <summary>Checks the node may attach; caller holds the lock.</summary>
-    private BusNode RequireAttachable(ulong nodeId, ReadOnlySpan<byte> nodeKey, DateTimeOffset now)
+    /// <summary>
+    /// Puts a new policy in force (null: none, everything allowed) and sends each node whose
+    /// view changed ONE delta: newly visible peers (full records), peers no longer visible,
+    /// changed and removed filter chunks, <c>filter_enforced</c> when enforcement starts or
+    /// stops, <c>netmap_cache_forbidden</c> when that changes for the node, and the policy
+    /// version. Nodes whose view did not change get only the new version (one small delta shared
+    /// by all of them), so that every node can report which policy it enforces. Compiles once
+    /// (O(nodes × rules)); nodes with the same rule memberships share their visibility diff.
+    /// </summary>
+    /// <returns>How many nodes' peers, filter or enforcement changed (connected or not).</returns>
+    public int SetPolicy(PolicyDocument? policy, ulong version, ulong revision = 0)
+    {
+        lock (_gate)
+        {
+            if (_closedFailure is not null)
+            {
+                return 0;
+            }
+            var (affected, deltas, versionOnly) = _view.SetPolicy(policy, version, revision, _sessions.Contains);
+            foreach (var (nodeId, delta) in deltas)
+            {
+                _sessions.Deliver(nodeId, delta, _view.Revision);
+                if (!ReferenceEquals(delta, versionOnly))
+                {
+                    _counters.PolicyDeltaSent();
+                }
+            }
+            return affected;
+        }
+    }
+
+    /// <summary>
+    /// Checks that the node may open a map stream (registered, current key, key not expired) and
+    /// returns the live state it will have once connected, or null when that is what the bus
+    /// already has (nothing to write).
+    /// </summary>
+    /// <param name="nodeId">The node.</param>
+    /// <param name="nodeKey">The key it calls with.</param>
+    /// <param name="endpoints">The endpoints it reports.</param>
+    /// <param name="instance">Its run id (empty: keep the one known).</param>
+    /// <param name="now">The time, for the key expiry.</param>
+    /// <param name="planned">A state of the node queued before this one and not written yet (<see cref="LiveStateWriter"/>): the answer is relative to it.</param>
+    /// <exception cref="CoordinationException">The node is gone, its key was replaced or expired, or the bus is closed.</exception>
+    public NodeLiveState? LiveStateOnAttach(ulong nodeId, ReadOnlySpan<byte> nodeKey, IReadOnlyList<string> endpoints, string instance, DateTimeOffset now,
+        NodeLiveState? planned = null)
+    {
+        lock (_gate)
+        {
+            RequireOpen();
+            return _view.LiveStateOnAttach(nodeId, nodeKey, endpoints, instance, now, planned);
+        }
+    }
+
+    /// <summary>The live state after an endpoint report (relative to <paramref name="planned"/>, a state queued before it and not written yet), or null when nothing changes.</summary>
+    public NodeLiveState? LiveStateOnEndpoints(ulong nodeId, IReadOnlyList<string> endpoints, NodeLiveState? planned = null)
+    {
+        lock (_gate)
+        {
+            return _closedFailure is null ? _view.LiveStateOnEndpoints(nodeId, endpoints, planned) : null;
+        }
+    }
+
+    /// <summary>
+    /// The live state of a node whose stream ended and that has no other stream: offline, last
+    /// seen <paramref name="now"/>. Null when it has a live stream, is offline already (after
+    /// <paramref name="planned"/>, a state queued before it and not written yet), or is gone.
+    /// </summary>
+    public NodeLiveState? LiveStateOffline(ulong nodeId, DateTimeOffset now, NodeLiveState? planned = null)
+    {
+        lock (_gate)
+        {
+            return _closedFailure is null && !_sessions.HasLiveStream(nodeId) ? _view.LiveStateOffline(nodeId, now, planned) : null;
+        }
+    }
+
+    /// <summary>Nodes marked online that have had no stream here for <paramref name="grace"/> since the bus loaded (their owner changed, and they did not come back).</summary>
+    public IReadOnlyList<ulong> OnlineWithoutStream(TimeSpan grace)
+    {
+        if (_time.GetElapsedTime(LoadedAt) < grace)
+        {
+            return [];
+        }
+        lock (_gate)
+        {
+            return [.. _view.OnlineNodes().Where(id => !_sessions.StreamWithin(id, grace))];
+        }
+    }
+
+    /// <summary>
+    /// Committed live state (revision <paramref name="revision"/>): each node's record changes and
+    /// the peers that see it get one patch (online, endpoints, run id, last seen).
+    /// </summary>
+    public void ApplyLive(IReadOnlyList<NodeLiveState> states, ulong revision)
+    {
+        lock (_gate)
+        {
+            if (_closedFailure is not null)
+            {
+                return;
+            }
+            foreach (var (nodeId, patch) in _view.ApplyLive(states, revision))
+            {
+                BroadcastToViewers(nodeId, patch);
+            }
+        }
+    }
+
+    /// <summary>The nodes marked online (a snapshot): on a bus just loaded after a takeover, those the old owner had connected.</summary>
+    public IReadOnlyList<ulong> OnlineNodes()
+    {
+        lock (_gate)
+        {
+            return _view.OnlineNodes();
+        }
+    }
+
+    /// <summary>Ends every stream with <paramref name="failure"/> and refuses new ones (tailnet deleted, lease lost, service stopping). Idempotent.</summary>
+    /// <returns>How many streams were ended.</returns>
+    public int Close(CoordinationException failure) => Close(_ => failure);
+
+    /// <summary>Like <see cref="Close(CoordinationException)"/>, with a failure per stream (redirects spread over a window).</summary>
+    public int Close(Func<MapStream, CoordinationException> failureOf)
+    {
+        List<MapStream> live;
+        lock (_gate)
+        {
+            if (_closedFailure is not null)
+            {
+                return 0;
+            }
+            _closedFailure = Failures.Unavailable("the tailnet's bus was closed");
+            live = _sessions.TakeLive(stopKeepAlives: false);
+        }
+        foreach (var stream in live)
+        {
+            stream.Terminate(failureOf(stream));
+        }
+        return live.Count;
+    }
+
+    /// <summary>
+    /// Closes the bus now (no new streams, nothing more published) and ends each live stream at a
+    /// random moment within <paramref name="window"/>, so that the nodes of a handed-over tailnet
+    /// reach the new owner spread out rather than all at once. What was queued is still sent
+    /// before each stream ends.
+    /// </summary>
+    /// <returns>How many streams will be ended.</returns>
+    public int CloseSpread(Func<MapStream, CoordinationException> failureOf, TimeSpan window, Random random)
+    {
+        List<MapStream> live;
+        lock (_gate)
+        {
+            if (_closedFailure is not null)
+            {
+                return 0;
+            }
+            _closedFailure = Failures.Unavailable("the tailnet's bus was closed");
+            live = _sessions.TakeLive(stopKeepAlives: true);
+        }
+        _sessions.EndSpread(live, failureOf, window, random);
+        return live.Count;
+    }
+
+    /// <summary>True once <see cref="TryRetire"/> succeeded: callers retry on a freshly loaded bus.</summary>
+    public bool IsRetired
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _closedFailure == Retired;
+            }
+        }
+    }
+
+    /// <summary>Closes the bus if it has no sessions (connected or retained). The caller holds the write gate.</summary>
+    public bool TryRetire()
+    {
+        lock (_gate)
+        {
+            if (_closedFailure is not null || _sessions.Count > 0)
+            {
+                return false;
+            }
+            _closedFailure = Retired;
+            return true;
+        }
+    }
+
+    /// <summary>Forgets sessions disconnected longer than the retention time (they resume from the change log afterwards).</summary>
+    /// <returns>How many were dropped.</returns>
+    public int PruneSessions(DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            return _sessions.Prune(now);
+        }
+    }
+
+    /// <summary>A stream's keep-alive is due (a timer thread).</summary>
+    private void SendKeepAlive(MapStream stream)
+    {
+        lock (_gate)
+        {
+            _sessions.SendKeepAlive(stream, _view.Revision);
+        }
+    }
+
+    /// <summary>Throws when the bus is closed; caller holds the lock.</summary>
+    private void RequireOpen()
     {
         if (_closedFailure is not null)
         {
             throw _closedFailure;
         }
-        if (!_nodes.TryGetValue(nodeId, out var node))
+    }
+
+    /// <summary>Delivers a patch of node <paramref name="nodeId"/> to the sessions of the nodes that see it; caller holds the lock.</summary>
+    private void BroadcastToViewers(ulong nodeId, MapDelta patch) => _sessions.Broadcast(nodeId, patch, _view.ViewersOf(nodeId), _view.Revision);
+
+    /// <summary>Delivers deltas addressed to single nodes, in order; caller holds the lock.</summary>
+    private void DeliverEach(List<(ulong NodeId, MapDelta Delta)> deltas)
+    {
+        foreach (var (nodeId, delta) in deltas)
         {
-            throw Failures.NotRegistered("the node is not registered (it was removed); register again");
+            _sessions.Deliver(nodeId, delta, _view.Revision);
         }
-        if (!node.Record.NodeKey.Span.SequenceEqual(nodeKey))
-        {
-            throw Failures.NotRegistered("the node key was replaced by a rotation; use the current key");
-        }
-        if (node.KeyExpiry <= now)
-        {
-            throw Failures.NodeKeyExpired();
-        }
-        return node;
-    }
-
-    /// <summary>Moves the bus's revision forward to a committed write's; caller holds the lock.</summary>
-    private void Advance(ulong revision)
-    {
-        if (revision > _revision)
-        {
-            _revision = revision;
-        }
-    }
-
-    /// <summary>Stamps a message with the bus's epoch and revision; caller holds the lock.</summary>
-    private MapResponse Stamp(MapResponse message)
-    {
-        message.Epoch = Epoch;
-        message.Revision = _revision;
-        return message;
-    }
-
-    private static string NewHandle() => Base64Url(RandomNumberGenerator.GetBytes(16));
-
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    private static Endpoints ToEndpoints(IReadOnlyList<string> endpoints)
-    {
-        var wrapper = new Endpoints();
-        wrapper.Values.Add(endpoints);
-        return wrapper;
-    }
-
-    /// <summary>The state of one node; guarded by the bus lock.</summary>
-    private sealed class BusNode(Node record, DateTimeOffset keyExpiry, ulong revision, ulong tagsRevision)
-    {
-        public Node Record { get; set; } = record;
-
-        public DateTimeOffset KeyExpiry { get; set; } = keyExpiry;
-
-        /// <summary>The revision of the last committed change of this node.</summary>
-        public ulong Revision { get; set; } = revision;
-
-        /// <summary>The revision of the last change of what the policy matches on it (tags, user).</summary>
-        public ulong TagsRevision { get; set; } = tagsRevision;
-    }
-
-    private sealed class KeepAliveTick(TailnetBus bus, MapStream stream)
-    {
-        public void Fire() => bus.SendKeepAlive(stream);
     }
 }

@@ -21,6 +21,7 @@ internal sealed class TailnetHub : ILeaseListener
     private readonly Dictionary<string, Task<TailnetBus?>> _buses = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (StoredTailnetState State, long At)> _warm = new(StringComparer.Ordinal);
     private readonly HashSet<string> _expectedHandovers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LiveStateWriter> _writers = new(StringComparer.Ordinal);
     private readonly ICoordinationStore _store;
     private readonly LeaseKeeper _keeper;
     private readonly BusSettings _settings;
@@ -139,8 +140,30 @@ internal sealed class TailnetHub : ILeaseListener
         }
     }
 
-    /// <summary>Retires the loaded buses that have no sessions and no writer (their memory is freed; the lease is kept).</summary>
-    /// <returns>How many were retired.</returns>
+    /// <summary>
+    /// The live-state writer of <paramref name="tailnet"/> (group commit of its nodes' online
+    /// state and endpoints), created on demand. An idle one is dropped once its tailnet has no
+    /// bus loaded (<see cref="RetireIdle"/>); a caller still holding it may use it, it only
+    /// batches apart from the next one.
+    /// </summary>
+    public LiveStateWriter LiveStateFor(string tailnet)
+    {
+        lock (_gate)
+        {
+            if (!_writers.TryGetValue(tailnet, out var writer))
+            {
+                writer = new LiveStateWriter(this, tailnet, _time);
+                _writers[tailnet] = writer;
+            }
+            return writer;
+        }
+    }
+
+    /// <summary>
+    /// Retires the loaded buses that have no sessions and no writer (their memory is freed; the
+    /// lease is kept), and drops the idle live-state writers of tailnets without a bus.
+    /// </summary>
+    /// <returns>How many buses were retired.</returns>
     public int RetireIdle()
     {
         int retired = 0;
@@ -161,6 +184,16 @@ internal sealed class TailnetHub : ILeaseListener
             finally
             {
                 bus.WriteGate.Release();
+            }
+        }
+        lock (_gate)
+        {
+            foreach (var (tailnet, writer) in _writers)
+            {
+                if (!_buses.ContainsKey(tailnet) && writer.IsIdle)
+                {
+                    _writers.Remove(tailnet);
+                }
             }
         }
         return retired;

@@ -66,6 +66,22 @@ internal sealed class TailnetWriteScope : IDisposable
     }
 
     /// <summary>
+    /// Writes the live state of several nodes in one fenced write (one revision), counts it, and
+    /// publishes what was committed (<see cref="TailnetBus.ApplyLive"/>). Fencing and unknown
+    /// outcomes as <see cref="CommitAsync{T}"/>. Never charged: callers charge the changes nodes
+    /// asked for themselves.
+    /// </summary>
+    public async Task CommitLiveStateAsync(IReadOnlyList<NodeLiveState> states, CancellationToken cancellationToken)
+    {
+        var result = await CommitAsync(fence => _hub.Store.UpdateLiveStateAsync(fence, states, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (result.IsCommitted)
+        {
+            _hub.Counters.LiveStateWritten(result.Value);
+            Bus.ApplyLive(states, result.Revision);
+        }
+    }
+
+    /// <summary>
     /// Charges one change to the tailnet's budget, before a write a node or an administrator asked
     /// for (never before the service's own: going offline, maintenance).
     /// </summary>

@@ -130,12 +130,7 @@ internal sealed class NodeLifecycle
             {
                 continue;
             }
-            var result = await scope.CommitAsync(fence => _store.UpdateLiveStateAsync(fence, states, cancellationToken), cancellationToken).ConfigureAwait(false);
-            if (result.IsCommitted)
-            {
-                _counters.LiveStateWritten(result.Value);
-                loaded.ApplyLive(states, result.Revision);
-            }
+            await scope.CommitLiveStateAsync(states, cancellationToken).ConfigureAwait(false);
         }
     }
 

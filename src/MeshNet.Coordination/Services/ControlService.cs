@@ -18,7 +18,9 @@ namespace MeshNet.Coordination.Services;
 /// caller's. Map and UpdateEndpoints need a registered node (FailedPrecondition otherwise), and
 /// a server that does not serve the node's tailnet answers with a redirect to the one that does
 /// (<see cref="StatusMapping"/>). A node's live state (online, endpoints, run id) is written
-/// (fenced) before it is published, so that a server taking the tailnet over has it.
+/// (fenced) before it is published, so that a server taking the tailnet over has it; the writes
+/// of a tailnet are batched (<see cref="LiveStateWriter"/>), so that a mass reconnect costs a few
+/// store transactions rather than one per node.
 /// </summary>
 internal sealed class ControlService : ControlApi.ControlBase
 {
@@ -63,20 +65,11 @@ internal sealed class ControlService : ControlApi.ControlBase
         RequestValidator.Instance(request.Instance);
         var endpoints = RequestValidator.Endpoints(request.Endpoints, "endpoints");
         var (tailnet, nodeId) = await LocateAsync(request.NodeKey, context.CancellationToken).ConfigureAwait(false);
-        TailnetBus bus;
-        MapStream stream;
-        AttachKind kind;
-        using (var scope = await RequireScopeAsync(tailnet, context.CancellationToken).ConfigureAwait(false))
-        {
-            bus = scope.Bus;
-            var now = _time.GetUtcNow();
-            if (bus.LiveStateOnAttach(nodeId, request.NodeKey.Span, endpoints, request.Instance, now) is { } live)
-            {
-                scope.Charge();
-                await CommitLiveAsync(scope, [live], context.CancellationToken).ConfigureAwait(false);
-            }
-            stream = bus.Attach(nodeId, request.NodeKey.Span, request.Session, request.LastSequence, request.LastRevision, now, out kind);
-        }
+        // The node's live state is written and published with its batch, and the stream attached
+        // right after, under the same write gate: its first message shows it online with these
+        // endpoints, and whatever is published later reaches its session.
+        var (bus, stream, kind) = await _hub.LiveStateFor(tailnet).AttachAsync(nodeId, request.NodeKey.ToByteArray(), endpoints, request.Instance,
+            request.Session, request.LastSequence, request.LastRevision, context.CancellationToken).ConfigureAwait(false);
         _counters.StreamOpened();
         _hub.Recorder.OnAttached(tailnet, nodeId);
         CoordinationLog.MapStreamOpened(_logger, nodeId, kind.ToString());
@@ -104,12 +97,7 @@ internal sealed class ControlService : ControlApi.ControlBase
         {
             throw Failures.NodeKeyExpired();
         }
-        using var scope = await RequireScopeAsync(node.Tailnet, context.CancellationToken).ConfigureAwait(false);
-        if (scope.Bus.LiveStateOnEndpoints(node.Id, endpoints) is { } live)
-        {
-            scope.Charge();
-            await CommitLiveAsync(scope, [live], context.CancellationToken).ConfigureAwait(false);
-        }
+        await _hub.LiveStateFor(node.Tailnet).ReportEndpointsAsync(node.Id, endpoints, context.CancellationToken).ConfigureAwait(false);
         return new UpdateEndpointsResponse();
     }
 
@@ -132,34 +120,19 @@ internal sealed class ControlService : ControlApi.ControlBase
         await _store.GetNodeByKeyAsync(nodeKey.Memory, cancellationToken).ConfigureAwait(false)
             ?? throw Failures.NotRegistered("the node is not registered: call Register first");
 
-    private async Task<TailnetWriteScope> RequireScopeAsync(string tailnet, CancellationToken cancellationToken) =>
-        await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false) ?? throw Failures.NotRegistered("the node's tailnet was deleted");
-
-    private async Task CommitLiveAsync(TailnetWriteScope scope, IReadOnlyList<NodeLiveState> states, CancellationToken cancellationToken)
-    {
-        var result = await scope.CommitAsync(fence => _store.UpdateLiveStateAsync(fence, states, cancellationToken), cancellationToken).ConfigureAwait(false);
-        if (result.IsCommitted)
-        {
-            _counters.LiveStateWritten(result.Value);
-            scope.Bus.ApplyLive(states, result.Revision);
-        }
-    }
-
-    /// <summary>The node's last stream here ended: it goes offline (unless the bus was closed or replaced meanwhile).</summary>
+    /// <summary>
+    /// The node's last stream here ended: it goes offline with the next batch of live state
+    /// (unless it has a stream again by then, or the bus was closed or replaced meanwhile).
+    /// </summary>
     private async Task WriteOfflineAsync(TailnetBus bus, ulong nodeId)
     {
         try
         {
-            if (_hub.TryGetLoaded(bus.Tailnet) != bus)
+            if (bus.IsClosed || _hub.TryGetLoaded(bus.Tailnet) != bus)
             {
                 return;
             }
-            using var scope = await _hub.LockAsync(bus.Tailnet, CancellationToken.None).ConfigureAwait(false);
-            if (scope is null || scope.Bus != bus || bus.LiveStateOffline(nodeId, _time.GetUtcNow()) is not { } offline)
-            {
-                return;
-            }
-            await CommitLiveAsync(scope, [offline], CancellationToken.None).ConfigureAwait(false);
+            await _hub.LiveStateFor(bus.Tailnet).WriteOfflineAsync(bus, nodeId).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {
