@@ -38,11 +38,12 @@ internal sealed class ControlClient : IDisposable
 
     private readonly Lock _gate = new();
     private readonly List<Uri> _servers = [];
-    private readonly Dictionary<Uri, long> _unreachableSince = [];
+    private readonly Dictionary<Uri, (long Since, ulong Epoch)> _unreachable = [];
     private readonly Dictionary<Uri, (GrpcChannel Channel, V1.Control.ControlClient Client)> _channels = [];
     private readonly Action<SocketsHttpHandler>? _configureHandler;
     private readonly ILoggerFactory? _loggerFactory;
     private int _current;
+    private ulong _epochSeen;
     private volatile ControlSigner? _signer;
     private volatile string? _tailnet;
     private bool _disposed;
@@ -107,6 +108,19 @@ internal sealed class ControlClient : IDisposable
     }
 
     /// <summary>
+    /// Records the highest tailnet epoch the node has applied (the map stream calls this), so that a
+    /// redirect to a server this client failed to reach is followed only when that server took the
+    /// tailnet after the failure (its epoch is newer), not when it names a dead owner's lease.
+    /// </summary>
+    public void SawEpoch(ulong epoch)
+    {
+        lock (_gate)
+        {
+            _epochSeen = Math.Max(_epochSeen, epoch);
+        }
+    }
+
+    /// <summary>
     /// Adds the servers a netmap lists (URLs that fail the transport policy are ignored: plain
     /// HTTP only to loopback). The server in use stays.
     /// </summary>
@@ -134,10 +148,12 @@ internal sealed class ControlClient : IDisposable
             if (reason == ControlErrors.NotOwner && rpc.Trailers.GetValue(ControlErrors.RedirectTrailer) is { } target &&
                 Uri.TryCreate(target, UriKind.Absolute, out var owner) && IsAcceptable(owner))
             {
-                if (RecentlyUnreachable(owner))
+                ulong.TryParse(rpc.Trailers.GetValue(ControlErrors.EpochTrailer), out var ownerEpoch);
+                if (RecentlyUnreachable(owner, ownerEpoch))
                 {
-                    // Sent back to a server this client just failed to reach (it died; its lease has
-                    // not expired yet): wait a little elsewhere rather than bounce between them.
+                    // Sent back to a server this client just failed to reach, under a lease no newer than
+                    // when it failed (it died; its lease has not expired yet): wait a little elsewhere
+                    // rather than bounce between them. A newer epoch means it came back and took the tailnet.
                     return new ControlRoute(ControlRouteKind.Rotated, RedirectBackoff, Rotate());
                 }
                 SwitchTo(owner);
@@ -249,7 +265,7 @@ internal sealed class ControlClient : IDisposable
                 index = _servers.Count - 1;
             }
             _current = index;
-            _unreachableSince.Remove(url);
+            _unreachable.Remove(_servers[index]);
         }
     }
 
@@ -262,7 +278,7 @@ internal sealed class ControlClient : IDisposable
             for (int step = 1; step <= _servers.Count; step++)
             {
                 int candidate = (_current + step) % _servers.Count;
-                if (!_unreachableSince.TryGetValue(_servers[candidate], out var since) || now - since > (long)PassOver.TotalMilliseconds)
+                if (!_unreachable.TryGetValue(_servers[candidate], out var mark) || now - mark.Since > (long)PassOver.TotalMilliseconds)
                 {
                     _current = candidate;
                     return _servers[_current];
@@ -273,13 +289,15 @@ internal sealed class ControlClient : IDisposable
         }
     }
 
-    private bool RecentlyUnreachable(Uri url)
+    /// <summary>True when <paramref name="url"/> could not be reached lately and <paramref name="ownerEpoch"/> is no newer than the epoch seen then.</summary>
+    private bool RecentlyUnreachable(Uri url, ulong ownerEpoch)
     {
         lock (_gate)
         {
             int index = _servers.FindIndex(known => SameServer(known, url));
-            return index >= 0 && _unreachableSince.TryGetValue(_servers[index], out var since) &&
-                Environment.TickCount64 - since <= (long)PassOver.TotalMilliseconds;
+            return index >= 0 && _unreachable.TryGetValue(_servers[index], out var mark) &&
+                Environment.TickCount64 - mark.Since <= (long)PassOver.TotalMilliseconds &&
+                ownerEpoch <= mark.Epoch;
         }
     }
 
@@ -287,7 +305,7 @@ internal sealed class ControlClient : IDisposable
     {
         lock (_gate)
         {
-            _unreachableSince[_servers[_current]] = Environment.TickCount64;
+            _unreachable[_servers[_current]] = (Environment.TickCount64, _epochSeen);
         }
     }
 

@@ -321,7 +321,11 @@ internal sealed class MapStreamLoop
             Interlocked.Increment(ref _staleEpochMessages);
             throw new StaleEpochException(message.Epoch, seen);
         }
-        Volatile.Write(ref _epoch, message.Epoch);
+        if (message.Epoch != seen)
+        {
+            Volatile.Write(ref _epoch, message.Epoch);
+            _client.SawEpoch(message.Epoch);
+        }
         if (message.Sequence <= _lastSequence)
         {
             MeshLog.MapMessageIgnored(_logger, message.Sequence, _lastSequence);

@@ -12,7 +12,7 @@ public sealed class ControlClientRoutingTests
     private static readonly Uri Second = new("http://127.0.0.1:7002");
     private static readonly Uri Owner = new("http://127.0.0.1:7003");
 
-    private static RpcException Failure(StatusCode status, string? reason = null, string? redirect = null, string? retryAfterMs = null)
+    private static RpcException Failure(StatusCode status, string? reason = null, string? redirect = null, string? retryAfterMs = null, ulong epoch = 9)
     {
         var trailers = new Metadata();
         if (reason is not null)
@@ -22,7 +22,7 @@ public sealed class ControlClientRoutingTests
         if (redirect is not null)
         {
             trailers.Add(ControlErrors.RedirectTrailer, redirect);
-            trailers.Add(ControlErrors.EpochTrailer, "9");
+            trailers.Add(ControlErrors.EpochTrailer, epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         if (retryAfterMs is not null)
         {
@@ -71,6 +71,27 @@ public sealed class ControlClientRoutingTests
         var refused = client.Route(Failure(StatusCode.PermissionDenied, ControlErrors.AuthKeyUnknown));
         refused.Kind.Should().Be(ControlRouteKind.Stay, "a refusal is the same everywhere");
         client.Url.Should().Be(First);
+    }
+
+    [Fact]
+    public void ARedirectToAServerJustFoundDownIsFollowedOnlyUnderANewerEpoch()
+    {
+        using var client = new ControlClient([First, Second, Owner], null, null);
+        client.SawEpoch(9);
+        client.Route(new HttpRequestException("connection refused")).Kind.Should().Be(ControlRouteKind.Rotated, "First is down");
+        client.Url.Should().Be(Second);
+
+        var toDeadOwner = client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, First.ToString(), epoch: 9));
+        toDeadOwner.Kind.Should().Be(ControlRouteKind.Rotated, "the dead owner's lease has not expired yet: no bouncing back to it");
+        toDeadOwner.RetryAfter.Should().BePositive();
+        client.Url.Should().Be(Owner);
+
+        var afterRestart = client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, First.ToString(), epoch: 10));
+        afterRestart.Kind.Should().Be(ControlRouteKind.Redirected, "a newer epoch means First came back and took the tailnet");
+        client.Url.Should().Be(First);
+
+        client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, Second.ToString(), epoch: 9)).Kind
+            .Should().Be(ControlRouteKind.Redirected, "following a redirect cleared nothing it should not: Second was never down");
     }
 
     [Fact]

@@ -9,18 +9,21 @@ namespace MeshNet.Tests.Control;
 
 /// <summary>The stream rules of <see cref="MapStreamLoop.Apply"/>: sessions, sequences, bodies.</summary>
 [Trait("Category", "Unit")]
-public sealed class MapStreamRulesTests
+public sealed class MapStreamRulesTests : IDisposable
 {
     private readonly List<NetmapSnapshot> _published = [];
+    private readonly ControlClient _client = new(new Uri("http://127.0.0.1:7001"), null, null);
     private readonly MapStreamLoop _loop;
 
     public MapStreamRulesTests()
     {
-        // Apply never touches the client: these tests need no connection.
-        _loop = new MapStreamLoop(null!, () => new MapRequest(), _published.Add, (_, _) => Task.FromResult(false),
+        // Apply only tells the client the epochs it sees: these tests make no connection.
+        _loop = new MapStreamLoop(_client, () => new MapRequest(), _published.Add, (_, _) => Task.FromResult(false),
             new ReconnectBackoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8)), TimeSpan.FromMinutes(2), TimeProvider.System,
             NullLogger.Instance);
     }
+
+    public void Dispose() => _client.Dispose();
 
     private static MapResponse KeepAlive(ulong sequence, string session = "") =>
         new() { Sequence = sequence, Session = session, KeepAlive = new KeepAlive() };
