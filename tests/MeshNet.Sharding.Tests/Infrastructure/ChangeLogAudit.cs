@@ -23,9 +23,11 @@ internal sealed class ChangeLogAudit
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
+        // One snapshot for both reads: writes may still be committing.
+        await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
         var changes = new List<Change>();
         await using (var command = new NpgsqlCommand(
-            "SELECT tailnet, revision, epoch, kind, node_id, detail, idempotency_key FROM tailnet_changes ORDER BY tailnet, revision", connection))
+            "SELECT tailnet, revision, epoch, kind, node_id, detail, idempotency_key FROM tailnet_changes ORDER BY tailnet, revision", connection, snapshot))
         await using (var reader = await command.ExecuteReaderAsync())
         {
             while (await reader.ReadAsync())
@@ -35,7 +37,7 @@ internal sealed class ChangeLogAudit
             }
         }
         var heads = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
-        await using (var command = new NpgsqlCommand("SELECT tailnet, revision, log_floor FROM tailnet_leases", connection))
+        await using (var command = new NpgsqlCommand("SELECT tailnet, revision, log_floor FROM tailnet_leases", connection, snapshot))
         await using (var reader = await command.ExecuteReaderAsync())
         {
             while (await reader.ReadAsync())
@@ -56,7 +58,8 @@ internal sealed class ChangeLogAudit
             var revisions = group.Select(change => change.Revision).ToList();
             if (!revisions.SequenceEqual(Enumerable.Range(0, (int)(head - floor)).Select(i => floor + 1 + i)))
             {
-                problems.Add($"{group.Key}: revisions {string.Join(",", revisions.Take(20))}... are not {floor + 1}..{head}");
+                var missing = Enumerable.Range(0, (int)(head - floor)).Select(i => floor + 1 + i).Except(revisions).Take(20);
+                problems.Add($"{group.Key}: revisions are not {floor + 1}..{head} (missing {string.Join(",", missing)}; {revisions.Count} rows, last {revisions.LastOrDefault()})");
             }
             long epoch = 0;
             foreach (var change in group)
