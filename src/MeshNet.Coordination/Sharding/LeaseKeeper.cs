@@ -13,7 +13,7 @@ namespace MeshNet.Coordination.Sharding;
 /// </summary>
 /// <remarks>
 /// <para>A lease past its deadline is first re-checked with a renewal started then (a clock that
-/// jumped, a slow statement); only if that fails is it declared lapsed
+/// jumped, a slow statement), all within half the margin; only if that fails is it declared lapsed
 /// (<see cref="LeaseLoss.Lapsed"/>), and a later renewal that still returns it with the same epoch
 /// revives it. A renewal that no longer returns a lease means another server holds it
 /// (<see cref="LeaseLoss.Taken"/>).</para>
@@ -39,6 +39,7 @@ internal sealed class LeaseKeeper : IAsyncDisposable
     private ITimer? _lapseTimer;
     private volatile bool _replaced;
     private volatile bool _draining;
+    private long _lastReachedStore;
     private int _stopped;
 
     public LeaseKeeper(ICoordinationLeaseStore store, ServerIdentity server, LeaseSettings settings, TimeProvider time, CoordinationCounters counters,
@@ -88,7 +89,9 @@ internal sealed class LeaseKeeper : IAsyncDisposable
     {
         try
         {
+            long sentAt = _time.GetTimestamp();
             await _store.RegisterServerAsync(Server.Id, Server.Url, Server.Instance, cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _lastReachedStore, sentAt);
             await ClaimRoundAsync(null, cancellationToken).ConfigureAwait(false);
             _renewTimer = _time.CreateTimer(static state => ((LeaseKeeper)state!).OnRenewTick(), this, _settings.RenewInterval, Timeout.InfiniteTimeSpan);
             _claimTimer = _time.CreateTimer(static state => ((LeaseKeeper)state!).OnClaimTick(), this, _settings.ClaimInterval, Timeout.InfiniteTimeSpan);
@@ -109,6 +112,26 @@ internal sealed class LeaseKeeper : IAsyncDisposable
     {
         Server = Server with { Url = url };
         await _store.RegisterServerAsync(Server.Id, url, Server.Instance, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// How long since a renewal last reached the store, when that is longer than the lease TTL (every
+    /// lease this server had has lapsed: it is cut off from the database, or was paused); null
+    /// otherwise and before the server started. Requests are then refused at once rather than left
+    /// to hang on the database.
+    /// </summary>
+    public TimeSpan? CutOffFor
+    {
+        get
+        {
+            long last = Volatile.Read(ref _lastReachedStore);
+            if (last == 0)
+            {
+                return null;
+            }
+            var since = _time.GetElapsedTime(last);
+            return since > _settings.Ttl ? since : null;
+        }
     }
 
     /// <summary>The epoch of a fresh lease on <paramref name="tailnet"/>, or null.</summary>
@@ -340,6 +363,7 @@ internal sealed class LeaseKeeper : IAsyncDisposable
             return;
         }
         _counters.LeaseRenewed();
+        Volatile.Write(ref _lastReachedStore, sentAt);
         var lost = new List<(string, ulong, LeaseLoss)>();
         var gained = new List<LeaseGrant>();
         long deadline = sentAt + Ticks(_settings.Ttl - _settings.Margin);
@@ -486,7 +510,26 @@ internal sealed class LeaseKeeper : IAsyncDisposable
     {
         try
         {
-            await RenewOnceAsync(_stopping.Token, _settings.Margin, _settings.Margin).ConfigureAwait(false);
+            // The whole re-check (waiting for a renewal in flight, then one of its own) takes at most
+            // half the margin: a lapsed lease stops being served at least half a margin before the
+            // database could consider it expired.
+            long started = _time.GetTimestamp();
+            var budget = _settings.Margin / 2;
+            if (await _renewGate.WaitAsync(budget, _stopping.Token).ConfigureAwait(false))
+            {
+                try
+                {
+                    var left = budget - _time.GetElapsedTime(started);
+                    if (left > TimeSpan.Zero)
+                    {
+                        await RenewCoreAsync(_stopping.Token, left).ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    _renewGate.Release();
+                }
+            }
         }
         catch (OperationCanceledException)
         {

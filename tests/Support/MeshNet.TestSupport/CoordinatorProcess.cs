@@ -63,6 +63,9 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             ["Logging__LogLevel__Default"] = "Information",
             ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
             ["DOTNET_gcServer"] = "0",
+            ["Logging__Console__FormatterName"] = "simple",
+            ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ",
+            ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
         };
         if (uid is not null)
         {

@@ -160,7 +160,11 @@ public sealed class ShardedDeployment : IAsyncDisposable
         (await CallAsync(admin => admin.ListIncidentsAsync(new ListIncidentsRequest { Limit = 200 }, AdminHeaders()).ResponseAsync).ConfigureAwait(false))
         .Incidents;
 
-    /// <summary>An admin call at a serving server, retried at the next one while servers are down or busy taking over.</summary>
+    /// <summary>
+    /// An admin call at a serving server, retried at the next one while servers are down, busy
+    /// taking over or slow to answer (each try gets <see cref="TryTimeout"/>; a try that runs out is
+    /// left to finish on its own).
+    /// </summary>
     public async Task<T> CallAsync<T>(Func<AdminApi.AdminClient, Task<T>> call)
     {
         var deadline = DateTime.UtcNow.AddMinutes(1);
@@ -171,14 +175,18 @@ public sealed class ShardedDeployment : IAsyncDisposable
             var server = serving[next++ % serving.Count];
             try
             {
-                return await call(Admin(server)).ConfigureAwait(false);
+                return await call(Admin(server)).WaitAsync(TryTimeout).ConfigureAwait(false);
             }
-            catch (RpcException exception) when (DateTime.UtcNow < deadline && exception.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            catch (Exception exception) when (DateTime.UtcNow < deadline &&
+                exception is TimeoutException or RpcException { StatusCode: StatusCode.Unavailable or StatusCode.DeadlineExceeded })
             {
                 await Task.Delay(100).ConfigureAwait(false);
             }
         }
     }
+
+    /// <summary>How long one try of <see cref="CallAsync"/> may take before the next server is tried.</summary>
+    public static TimeSpan TryTimeout { get; } = TimeSpan.FromSeconds(20);
 
     public async ValueTask DisposeAsync()
     {
