@@ -65,4 +65,7 @@ public enum CoordinationErrorCode
 
     /// <summary>A proof of key (such as a rotation's proof with the old key) does not verify.</summary>
     BadProof,
+
+    /// <summary>This server cannot reach the coordination store (cut off from the database): retry at another server.</summary>
+    StoreUnreachable,
 }

@@ -76,6 +76,12 @@ public static class ControlErrors
     /// <summary>The tailnet is quarantined after crashing servers: nobody serves it until an administrator releases it.</summary>
     public const string Quarantined = "tailnet-quarantined";
 
+    /// <summary>
+    /// This server cannot reach the coordination store (Unavailable): try another server, and pass
+    /// over this one for a while.
+    /// </summary>
+    public const string StoreUnreachable = "store-unreachable";
+
     /// <summary>The tailnet exceeded one of its limits (changes per second, streams): retry after <see cref="RetryAfterTrailer"/>.</summary>
     public const string RateLimited = "rate-limited";
 

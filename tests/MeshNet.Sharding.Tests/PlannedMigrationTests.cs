@@ -37,12 +37,12 @@ public sealed class PlannedMigrationTests(PostgresFixture postgres, ITestOutputH
 
         await fleet.WaitAllAsync(node => !node.InGap && node.Epoch == moved.Epoch && node.Events[^1].Server.TrimEnd('/') == target.Url,
             "resumed on the target");
-        var (sent, received) = await transfer;
-        received.Should().Equal(sent, "the data plane never depended on the coordination service");
+        var done = await transfer;
+        done.Received.Should().Equal(done.Sent, "the data plane never depended on the coordination service");
 
         var gaps = fleet.Nodes.Select(node => node.Gaps[^1]).ToList();
         output.WriteLine($"planned migration of 200 nodes: frozen {moved.Frozen.ToTimeSpan().TotalMilliseconds:0} ms, " +
-            $"{moved.StreamsRedirected} streams redirected; control gap {Percentiles.Summary(gaps)}");
+            $"{moved.StreamsRedirected} streams redirected; control gap {Percentiles.Summary(gaps)}; longest data-plane stall {done.LongestStall.TotalMilliseconds:0} ms");
         fleet.Problems().Should().BeEmpty("every node continues its sequence on the target without a full netmap");
         fleet.Nodes.Should().OnlyContain(node => node.StaleEpochRefused == 0);
         moved.StreamsRedirected.Should().BeGreaterThanOrEqualTo(200);

@@ -60,7 +60,7 @@ internal sealed class DomainFailureInterceptor(LeaseKeeper keeper) : Interceptor
     {
         if (keeper.CutOffFor is { } since && context.Method != ServerInfoMethod)
         {
-            throw new CoordinationException(CoordinationErrorCode.Unavailable,
+            throw new CoordinationException(CoordinationErrorCode.StoreUnreachable,
                 $"this server has not reached the coordination store for {since.TotalSeconds:0.0} s; try another server") { RetryAfter = TimeSpan.FromSeconds(1) };
         }
     }
@@ -75,7 +75,7 @@ internal sealed class DomainFailureInterceptor(LeaseKeeper keeper) : Interceptor
         failure is System.Data.Common.DbException { InnerException: TimeoutException or IOException or System.Net.Sockets.SocketException };
 
     private static CoordinationException StoreUnreachable(Exception failure) =>
-        new(CoordinationErrorCode.Unavailable, $"the coordination store is unreachable from this server ({failure.GetType().Name}); retry, here or at another server")
+        new(CoordinationErrorCode.StoreUnreachable, $"the coordination store is unreachable from this server ({failure.GetType().Name}); retry, here or at another server")
         {
             RetryAfter = TimeSpan.FromMilliseconds(500),
         };

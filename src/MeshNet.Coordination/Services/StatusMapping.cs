@@ -36,6 +36,7 @@ internal static class StatusMapping
             CoordinationErrorCode.Conflict => (StatusCode.Aborted, ControlErrors.InvalidRequest),
             CoordinationErrorCode.ResourceExhausted => (StatusCode.ResourceExhausted, null),
             CoordinationErrorCode.BadProof => (StatusCode.Unauthenticated, ControlErrors.BadProof),
+            CoordinationErrorCode.StoreUnreachable => (StatusCode.Unavailable, ControlErrors.StoreUnreachable),
             _ => (StatusCode.Unavailable, (string?)null),
         };
         var trailers = new Metadata();

@@ -162,11 +162,14 @@ internal sealed class ControlClient : IDisposable
             TimeSpan? retryAfter = long.TryParse(rpc.Trailers.GetValue(ControlErrors.RetryAfterTrailer), out var milliseconds)
                 ? TimeSpan.FromMilliseconds(Math.Clamp(milliseconds, 0, 60_000))
                 : null;
-            if (reason is ControlErrors.NoOwner or ControlErrors.NotOwner || rpc.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            if (reason is ControlErrors.NoOwner or ControlErrors.NotOwner or ControlErrors.StoreUnreachable || rpc.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
             {
-                if (reason is null && rpc.StatusCode == StatusCode.Unavailable)
+                if (reason == ControlErrors.StoreUnreachable || (reason is null && rpc.StatusCode == StatusCode.Unavailable && rpc.Status.DebugException is not null))
                 {
-                    MarkUnreachable(); // no answer from the service itself: the server is down or cut off
+                    // The server is down (the failure is this client's own: no connection, a broken
+                    // one) or says it is cut off from the store. A status the server itself sent
+                    // without a reason (stopping, reloading a tailnet) says nothing about it.
+                    MarkUnreachable();
                 }
                 return new ControlRoute(ControlRouteKind.Rotated, retryAfter ?? TimeSpan.Zero, Rotate());
             }

@@ -41,9 +41,10 @@ internal sealed class DataPlanePair : IAsyncDisposable
 
     /// <summary>
     /// Sends <paramref name="bytes"/> pseudo-random bytes from the sender to the receiver, paced
-    /// over about <paramref name="duration"/>; returns the SHA-256 of what was sent and of what arrived.
+    /// over about <paramref name="duration"/>; returns the SHA-256 of what was sent and of what
+    /// arrived, and the longest time the receiver waited for data once the first bytes arrived.
     /// </summary>
-    public async Task<(byte[] Sent, byte[] Received)> TransferAsync(long bytes, TimeSpan duration, CancellationToken cancellationToken)
+    public async Task<Transfer> TransferAsync(long bytes, TimeSpan duration, CancellationToken cancellationToken)
     {
         await using var listener = await Receiver.ListenAsync(5001);
         var accepting = listener.AcceptAsync(cancellationToken).AsTask();
@@ -54,6 +55,8 @@ internal sealed class DataPlanePair : IAsyncDisposable
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             var buffer = new byte[64 * 1024];
             long total = 0;
+            long last = 0;
+            var longest = TimeSpan.Zero;
             while (total < bytes)
             {
                 int read = await incoming.ReadAsync(buffer, cancellationToken);
@@ -61,10 +64,16 @@ internal sealed class DataPlanePair : IAsyncDisposable
                 {
                     break;
                 }
+                long now = TimeProvider.System.GetTimestamp();
+                if (last != 0 && TimeProvider.System.GetElapsedTime(last, now) > longest)
+                {
+                    longest = TimeProvider.System.GetElapsedTime(last, now);
+                }
+                last = now;
                 hash.AppendData(buffer, 0, read);
                 total += read;
             }
-            return hash.GetHashAndReset();
+            return (hash.GetHashAndReset(), longest);
         }, cancellationToken);
         using var sent = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var random = new Random(1234);
@@ -82,8 +91,12 @@ internal sealed class DataPlanePair : IAsyncDisposable
                 await Task.Delay(pause, cancellationToken);
             }
         }
-        return (sent.GetHashAndReset(), await receiving);
+        var (received, stall) = await receiving;
+        return new Transfer(sent.GetHashAndReset(), received, stall);
     }
+
+    /// <summary>What a transfer sent and received (SHA-256 each), and its longest wait for data.</summary>
+    public sealed record Transfer(byte[] Sent, byte[] Received, TimeSpan LongestStall);
 
     public async ValueTask DisposeAsync()
     {

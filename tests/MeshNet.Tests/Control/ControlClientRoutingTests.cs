@@ -95,6 +95,29 @@ public sealed class ControlClientRoutingTests
     }
 
     [Fact]
+    public void OnlyAFailureToReachAServerOrItsWordThatItIsCutOffPassesItOver()
+    {
+        using var client = new ControlClient([First, Second], null, null);
+        client.SawEpoch(3);
+
+        // A status the server itself sent (reloading a tailnet): it is up; a redirect back to it is followed.
+        client.Route(Failure(StatusCode.Unavailable)).Kind.Should().Be(ControlRouteKind.Rotated);
+        client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, First.ToString(), epoch: 3)).Kind.Should().Be(ControlRouteKind.Redirected);
+
+        // The client's own failure to connect (gRPC reports it as Unavailable with the cause attached).
+        var refused = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.", new HttpRequestException("refused")));
+        client.Route(refused).Kind.Should().Be(ControlRouteKind.Rotated);
+        client.Url.Should().Be(Second);
+        client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, First.ToString(), epoch: 3)).Kind.Should().Be(ControlRouteKind.Rotated, "First was just found down");
+
+        // A server cut off from the store says so: passed over as well.
+        using var other = new ControlClient([First, Second], null, null);
+        other.Route(Failure(StatusCode.Unavailable, ControlErrors.StoreUnreachable, retryAfterMs: "1000")).RetryAfter.Should().Be(TimeSpan.FromSeconds(1));
+        other.Url.Should().Be(Second);
+        other.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, First.ToString(), epoch: 0)).Kind.Should().Be(ControlRouteKind.Rotated);
+    }
+
+    [Fact]
     public void ServersListedByTheNetmapAreLearnedUnderTheTransportPolicy()
     {
         using var client = new ControlClient([First], null, null);
