@@ -67,7 +67,7 @@ internal sealed class NodeFleet : IAsyncDisposable
                 var first = lagging[0];
                 var last = first.Events.Count > 0 ? first.Events[^1] : null;
                 throw new TimeoutException($"{lagging.Count} of {Nodes.Count} nodes never got to: {what} (first: {first.Name} on {first.Server}, " +
-                    $"epoch {first.Epoch}, in a gap: {first.InGap}, last message {last?.At:HH:mm:ss.fff} seq {last?.Sequence} from {last?.Server}; " +
+                    $"epoch {first.Epoch}, policy version {first.PolicyVersion}, {first.PeerCount} peers, in a gap: {first.InGap}, last message {last?.At:HH:mm:ss.fff} seq {last?.Sequence} from {last?.Server}; " +
                     $"last failures: {string.Join(" | ", first.Failures.TakeLast(5).Select(f => $"{f.At:HH:mm:ss.fff} {f.What}"))}).");
             }
             await Task.Delay(25);

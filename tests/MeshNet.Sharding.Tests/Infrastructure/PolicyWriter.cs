@@ -40,7 +40,12 @@ internal sealed class PolicyWriter
         while (!stop.IsCancellationRequested)
         {
             var key = $"{_tailnet}-save-{index++}";
-            var request = new SetPolicyRequest { Tailnet = _tailnet, Policy = $"{{ /* {key} */ }}" };
+            // Every node may reach every other (so netmaps list every peer), marked with the save's key.
+            var request = new SetPolicyRequest
+            {
+                Tailnet = _tailnet,
+                Policy = $$"""{ /* {{key}} */ "acls": [ { "action": "accept", "src": ["*"], "dst": ["*:*"] } ] }""",
+            };
             for (int attempt = 0; attempt < 20 && !stop.IsCancellationRequested; attempt++)
             {
                 Interlocked.Increment(ref _attempts);

@@ -117,11 +117,18 @@ public sealed class ControlOnlyNode : IAsyncDisposable
         }
     }
 
+    /// <summary>The node's public key.</summary>
+    public byte[] NodeKey => _key.PublicKey.AsSpan().ToArray();
+
+    /// <summary>A node with a new key that has not registered yet (<see cref="RegisterAsync"/>).</summary>
+    public static ControlOnlyNode Create(IReadOnlyList<Uri> servers, string? endpoint = null) =>
+        new(servers, endpoint ?? $"192.0.2.{Random.Shared.Next(1, 255)}:{Random.Shared.Next(1024, 65535)}");
+
     /// <summary>Registers a node with <paramref name="authKey"/> through any of <paramref name="servers"/> (redirects and retry times followed).</summary>
     public static async Task<ControlOnlyNode> JoinAsync(IReadOnlyList<Uri> servers, string authKey, string hostname, CancellationToken cancellationToken,
         string? endpoint = null)
     {
-        var node = new ControlOnlyNode(servers, endpoint ?? $"192.0.2.{Random.Shared.Next(1, 255)}:{Random.Shared.Next(1024, 65535)}");
+        var node = Create(servers, endpoint);
         try
         {
             await node.RegisterAsync(authKey, hostname, cancellationToken).ConfigureAwait(false);
@@ -246,7 +253,11 @@ public sealed class ControlOnlyNode : IAsyncDisposable
         }
     }
 
-    private async Task RegisterAsync(string authKey, string hostname, CancellationToken cancellationToken)
+    /// <summary>
+    /// Registers this node's key with <paramref name="authKey"/>, retrying (with the same key) while
+    /// servers are down, redirect or nobody serves the tailnet, for up to a minute or until canceled.
+    /// </summary>
+    public async Task RegisterAsync(string authKey, string hostname, CancellationToken cancellationToken)
     {
         var info = await RetryAsync(() => _client.GetServerInfoAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
         _signer = ControlSigner.Create(_key, info.ServerKey.Span, TimeProvider.System) ?? throw new InvalidOperationException("unusable server key");
