@@ -28,7 +28,9 @@ public sealed partial class PostgresCoordinationStore
     /// One statement on the renewal pool, whatever the number of leases: the heartbeat and the
     /// renewal of every lease of (<paramref name="serverId"/>, <paramref name="instance"/>), the
     /// latter only when the former found the server's row still naming this instance. Its first
-    /// row (tailnet null) says the heartbeat was written; the others are the renewed leases.
+    /// row (tailnet null) says the heartbeat was written; the others are the renewed leases. The
+    /// first heartbeat since the database started also records that time (the sticky period of
+    /// <see cref="ClaimAsync(LeaseClaim, CancellationToken)"/> runs from it).
     /// </remarks>
     public async Task<LeaseRenewal> RenewAsync(string serverId, string instance, TimeSpan ttl, string load, CancellationToken cancellationToken)
     {
@@ -37,6 +39,9 @@ public sealed partial class PostgresCoordinationStore
             $"""
             WITH beat AS (
                 UPDATE coordination_servers SET heartbeat_at = {DbNow}, load = @l WHERE id = @id AND instance = @i RETURNING id
+            ), reached AS (
+                INSERT INTO coordination_store_starts (postmaster_start, first_reached) VALUES (pg_postmaster_start_time(), now())
+                ON CONFLICT (postmaster_start) DO NOTHING
             ), renewed AS (
                 UPDATE tailnet_leases SET expires_at = now() + @ttl, renewed_at = {DbNow}, renewed_since_grant = true
                 WHERE owner = @id AND owner_instance = @i AND EXISTS (SELECT 1 FROM beat)
@@ -55,8 +60,11 @@ public sealed partial class PostgresCoordinationStore
     /// <remarks>
     /// Candidates are read <c>FOR UPDATE SKIP LOCKED</c>: parallel claimers (on any server) never
     /// wait on each other and never see the same row, so no lease is granted twice. The sticky
-    /// period runs from the start of the database server (<c>pg_postmaster_start_time()</c>):
-    /// after a restart every lease looks expired, and previous owners get that long to renew.
+    /// period runs from the first heartbeat that reached the database since it last started
+    /// (recorded per <c>pg_postmaster_start_time()</c> in <c>coordination_store_starts</c>; none yet
+    /// counts as now): after a
+    /// restart every lease looks expired, and previous owners get that long to renew, however long
+    /// crash recovery kept the database from accepting statements.
     /// </remarks>
     public Task<IReadOnlyList<LeaseGrant>> ClaimAsync(LeaseClaim claim, CancellationToken cancellationToken)
     {
@@ -69,7 +77,11 @@ public sealed partial class PostgresCoordinationStore
     {
         await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
         var standing = await QueryAsync(connection, transaction,
-            $"SELECT draining, {DbNow}, now() - pg_postmaster_start_time() >= @sticky FROM coordination_servers WHERE id = @id AND instance = @i;",
+            $"""
+            SELECT draining, {DbNow}, now() - COALESCE(
+                (SELECT first_reached FROM coordination_store_starts WHERE postmaster_start = pg_postmaster_start_time()), now()) >= @sticky
+            FROM coordination_servers WHERE id = @id AND instance = @i;
+            """,
             reader => (Draining: reader.GetBoolean(0), Now: ReadStamp(reader, 1), StickyOver: reader.GetBoolean(2)), cancellationToken,
             ("@sticky", claim.StickyPeriod), ("@id", claim.ServerId), ("@i", claim.Instance)).ConfigureAwait(false);
         if (standing.Count == 0 || standing[0].Draining)

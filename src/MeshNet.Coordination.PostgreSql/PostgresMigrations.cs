@@ -164,6 +164,15 @@ internal static class PostgresMigrations
                 PRIMARY KEY (incident_id, tailnet)
             );
             """),
+        // When servers first reached the database after each start of it: the sticky period after a
+        // restart runs from there, not from the postmaster's start (crash recovery can take longer
+        // than a TTL, and previous owners cannot renew while it runs).
+        (2, """
+            CREATE TABLE coordination_store_starts (
+                postmaster_start timestamptz PRIMARY KEY,
+                first_reached timestamptz NOT NULL
+            );
+            """),
     ];
 
     /// <summary>The version the code expects.</summary>

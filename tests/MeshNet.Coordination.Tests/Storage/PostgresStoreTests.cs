@@ -273,6 +273,36 @@ public sealed class PostgresStoreTests(PostgresFixture postgres) : StoreContract
         (await owner.SavePolicyAsync(new TailnetFence("a", epoch), "{}", Now, default)).Status.Should().Be(FencedStatus.Committed);
     }
 
+    [PostgresFact]
+    public async Task TheStickyPeriodRunsFromTheFirstHeartbeatThatReachedTheRestartedDatabaseNotFromItsStart()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync();
+        await using var owner = await OpenStoreAsync(connectionString);
+        await using var standby = await OpenStoreAsync(connectionString);
+        await owner.TryCreateTailnetAsync(Tailnet("a"), default);
+        await owner.RegisterServerAsync("s1", "http://s1.test", "i1", default);
+        await standby.RegisterServerAsync("s2", "http://s2.test", "i2", default);
+        var epoch = (await owner.ClaimAsync(ContractStore.Claim("s1", "i1", TimeSpan.FromMilliseconds(1)), default)).Single().Epoch;
+
+        await postgres.Cluster.RestartAsync("immediate");
+        // As if recovery had kept every server out for a while: the database has been up for longer
+        // than the sticky period before any claim reaches it.
+        var sticky = TimeSpan.FromMilliseconds(600);
+        await WaitUntilAsync(async () => (bool)(await ScalarAsync(connectionString, $"SELECT now() - pg_postmaster_start_time() > interval '{2 * sticky.TotalMilliseconds} milliseconds';"))!,
+            TimeSpan.FromSeconds(30), "the database has been up for twice the sticky period");
+
+        (await standby.ClaimAsync(ContractStore.Claim("s2", "i2", Long, sticky: sticky), default))
+            .Should().BeEmpty("no server has reached the database since it started: the sticky period has not begun");
+        (await standby.RenewAsync("s2", "i2", Long, "", default)).Registered.Should().BeTrue();
+        (await standby.ClaimAsync(ContractStore.Claim("s2", "i2", Long, sticky: sticky), default))
+            .Should().BeEmpty("the sticky period starts with the first heartbeat that reached the database");
+        await WaitUntilAsync(async () => (await standby.ClaimAsync(ContractStore.Claim("s2", "i2", Long, sticky: sticky), default)).Count == 1,
+            TimeSpan.FromSeconds(30), "once the sticky period has run, a standby takes the expired lease");
+        var lease = (await standby.ListLeasesAsync(default)).Single();
+        lease.Owner.Should().Be("s2");
+        lease.Epoch.Should().Be(epoch + 1);
+    }
+
     private static async Task<PostgresCoordinationStore> OpenStoreAsync(string connectionString, PostgresStoreOptions? options = null)
     {
         var store = new PostgresCoordinationStore(connectionString, options);
