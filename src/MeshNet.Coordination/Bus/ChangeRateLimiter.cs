@@ -15,6 +15,10 @@ internal sealed class ChangeRateLimiter
     private readonly double _burst;
     private double _tokens;
     private long _updated;
+    private double _queuedUntil; // seconds after _updated at which the last turn handed out falls
+
+    /// <summary>The longest retry time handed out (callers beyond it are told to come back then, and may be refused again).</summary>
+    public static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(10);
 
     public ChangeRateLimiter(double perSecond, double burst, TimeProvider time)
     {
@@ -31,15 +35,21 @@ internal sealed class ChangeRateLimiter
         lock (_gate)
         {
             long now = _time.GetTimestamp();
-            _tokens = Math.Min(_burst, _tokens + _time.GetElapsedTime(_updated, now).TotalSeconds * _perSecond);
+            double elapsed = _time.GetElapsedTime(_updated, now).TotalSeconds;
+            _tokens = Math.Min(_burst, _tokens + elapsed * _perSecond);
+            _queuedUntil = Math.Max(0, _queuedUntil - elapsed);
             _updated = now;
-            if (_tokens >= 1)
+            if (_tokens >= 1 - 1e-9) // a caller back exactly at its turn finds its token despite rounding
             {
-                _tokens -= 1;
+                _tokens = Math.Max(0, _tokens - 1);
                 retryAfter = TimeSpan.Zero;
                 return true;
             }
-            retryAfter = TimeSpan.FromSeconds((1 - _tokens) / _perSecond);
+            // The next token, or the turn after the last one handed out, whichever is later.
+            double turn = Math.Max((1 - _tokens) / _perSecond, _queuedUntil + 1 / _perSecond);
+            turn = Math.Min(turn, MaxRetryAfter.TotalSeconds);
+            _queuedUntil = turn;
+            retryAfter = TimeSpan.FromTicks((long)Math.Ceiling(turn * TimeSpan.TicksPerSecond)); // rounded up: the token is there then
             return false;
         }
     }

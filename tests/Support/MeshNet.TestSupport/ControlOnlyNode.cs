@@ -117,6 +117,13 @@ public sealed class ControlOnlyNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Raised (on the stream's thread) after every netmap the node applies.</summary>
+    public event Action<ControlOnlyNode>? NetmapApplied;
+
+    /// <summary>The endpoints the current netmap gives peer <paramref name="nodeId"/> (empty when it is not a peer).</summary>
+    public IReadOnlyList<System.Net.IPEndPoint> PeerEndpoints(ulong nodeId) =>
+        _loop?.Current is { } netmap && netmap.Peers.TryGetValue(nodeId, out var peer) ? peer.Endpoints : [];
+
     /// <summary>The node's public key.</summary>
     public byte[] NodeKey => _key.PublicKey.AsSpan().ToArray();
 
@@ -152,7 +159,7 @@ public sealed class ControlOnlyNode : IAsyncDisposable
                 request.Endpoints.Add(_endpoint);
             }
             return request;
-        }, _ => { }, (_, _) => Task.FromResult(false), new ReconnectBackoff(TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(2)),
+        }, _ => NetmapApplied?.Invoke(this), (_, _) => Task.FromResult(false), new ReconnectBackoff(TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(2)),
             TimeSpan.FromMinutes(2), TimeProvider.System, NullLogger.Instance)
         {
             Observer = _recorder,

@@ -1,10 +1,10 @@
-namespace MeshNet.Sharding.Tests.Infrastructure;
+namespace MeshNet.TestSupport;
 
 /// <summary>
 /// Nodes reporting new endpoints back to back (each report a change every peer hears about), as
 /// much write load as the nodes can make; failed reports are counted and the node goes on.
 /// </summary>
-internal sealed class EndpointChurn : IAsyncDisposable
+public sealed class EndpointChurn : IAsyncDisposable
 {
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(3);
 
@@ -13,6 +13,7 @@ internal sealed class EndpointChurn : IAsyncDisposable
     private long _reported;
     private long _failed;
 
+    /// <summary>Starts one report loop per entry of <paramref name="nodes"/> (a node listed twice runs two).</summary>
     public EndpointChurn(IEnumerable<ControlOnlyNode> nodes)
     {
         _run = Task.WhenAll(nodes.Select((node, index) => RunAsync(node, index)));
@@ -24,6 +25,7 @@ internal sealed class EndpointChurn : IAsyncDisposable
     /// <summary>Reports that failed (the owner paused, gone or busy) so far.</summary>
     public long Failed => Interlocked.Read(ref _failed);
 
+    /// <summary>Stops every loop and waits for them.</summary>
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();

@@ -124,11 +124,24 @@ public sealed class SampleProcess : IAsyncDisposable
     /// <summary>
     /// Starts a built assembly as its own process; with <paramref name="uid"/>, under that user and
     /// group id (root only, through <c>setpriv</c>), e.g. so that iptables can match its packets
-    /// with <c>-m owner --uid-owner</c>.
+    /// with <c>-m owner --uid-owner</c>; with <paramref name="niceness"/>, at that scheduling
+    /// priority (every thread of it, through <c>nice</c>).
     /// </summary>
-    public static SampleProcess StartAssembly(string assembly, IReadOnlyDictionary<string, string> environment, string[] args, int? uid = null)
+    public static SampleProcess StartAssembly(string assembly, IReadOnlyDictionary<string, string> environment, string[] args, int? uid = null,
+        int? niceness = null)
     {
-        var info = new ProcessStartInfo(uid is null ? "dotnet" : "setpriv")
+        // Wrappers first (nice, then setpriv), each handing on to the next command.
+        var command = new List<string>();
+        if (niceness is { } nice)
+        {
+            command.AddRange(["nice", "-n", nice.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        }
+        if (uid is { } id)
+        {
+            command.AddRange(["setpriv", $"--reuid={id}", $"--regid={id}", "--clear-groups", "--"]);
+        }
+        command.Add("dotnet");
+        var info = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -137,12 +150,9 @@ public sealed class SampleProcess : IAsyncDisposable
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
-        if (uid is { } id)
+        foreach (var arg in command.Skip(1))
         {
-            foreach (var arg in new[] { $"--reuid={id}", $"--regid={id}", "--clear-groups", "--", "dotnet" })
-            {
-                info.ArgumentList.Add(arg);
-            }
+            info.ArgumentList.Add(arg);
         }
         info.ArgumentList.Add(assembly);
         foreach (var arg in args)
