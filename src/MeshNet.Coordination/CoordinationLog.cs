@@ -139,4 +139,13 @@ internal static partial class CoordinationLog
 
     [LoggerMessage(EventId = 5245, Level = LogLevel.Information, Message = "Rebalancing moved tailnet {Tailnet} from {From} to {To} (load {Score:0.#})")]
     public static partial void RebalanceMoved(ILogger logger, string tailnet, string from, string to, double score);
+
+    [LoggerMessage(EventId = 5246, Level = LogLevel.Information, Message = "Moving tailnet {Tailnet} from {From} to {To} ({Cause})")]
+    public static partial void TailnetMoving(ILogger logger, string tailnet, string from, string to, string cause);
+
+    [LoggerMessage(EventId = 5247, Level = LogLevel.Information, Message = "Rebalancing cycle: {Moves} moves in {Rounds} rounds; loads {Loads}")]
+    public static partial void RebalancePlanned(ILogger logger, int moves, int rounds, string loads);
+
+    [LoggerMessage(EventId = 5248, Level = LogLevel.Debug, Message = "Rebalancing cycle: 0 moves, balanced; loads {Loads}")]
+    public static partial void RebalanceBalanced(ILogger logger, string loads);
 }

@@ -185,6 +185,13 @@ public sealed class CoordinationOptions
     public double RebalanceHysteresis { get; set; } = 0.05;
 
     /// <summary>
+    /// The time constant of the per-tailnet change-rate average the rebalancer weighs (default 30
+    /// seconds): longer smooths bursts such as many nodes joining at once, shorter follows changes
+    /// in load sooner.
+    /// </summary>
+    public TimeSpan RebalanceLoadWindow { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// Makes the HTTP handler this server uses to call the other servers (forwarded admin writes,
     /// handovers), e.g. to trust a private certificate. Default: a plain <see cref="SocketsHttpHandler"/>.
     /// </summary>
@@ -267,6 +274,7 @@ public sealed class CoordinationOptions
         }
         RequireRange(RebalanceInterval, TimeSpan.Zero, TimeSpan.FromHours(1), nameof(RebalanceInterval));
         RequireRange(RebalanceCooldown, TimeSpan.Zero, TimeSpan.FromDays(1), nameof(RebalanceCooldown));
+        RequireRange(RebalanceLoadWindow, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1), nameof(RebalanceLoadWindow));
         if (!(RebalanceHysteresis >= 0 && RebalanceHysteresis <= 1))
         {
             throw new ArgumentException($"CoordinationOptions.RebalanceHysteresis must be between 0 and 1, not {RebalanceHysteresis}.", nameof(RebalanceHysteresis));

@@ -54,7 +54,7 @@ public static class CoordinationServiceCollectionExtensions
         services.AddSingleton<CoordinationCounters>();
         services.AddSingleton(provider => new BusSettings(options.MapReplayBufferSize, options.MapSendQueueSize, options.MapSessionRetention,
             new KeepAliveJitter(options.KeepAliveInterval, options.JitterRandom), options.MaxQueuedBytesPerTailnet, options.MaxStreamsPerTailnet,
-            options.TailnetChangesPerSecond, options.TailnetChangeBurst));
+            options.TailnetChangesPerSecond, options.TailnetChangeBurst, options.RebalanceLoadWindow));
         services.AddSingleton(provider => new LeaseKeeper(provider.GetRequiredService<ICoordinationLeaseStore>(),
             new ServerIdentity(ServerIdOf(provider, options), options.AdvertisedUrl ?? "", ServerIdentity.NewInstance()),
             new LeaseSettings(options.LeaseTtl, options.LeaseRenewInterval, options.LeaseSafetyMargin, options.LeaseClaimInterval, options.LeaseClaimLimit,

@@ -9,5 +9,7 @@ namespace MeshNet.Coordination.Bus;
 /// <param name="MaxStreams">The map streams a tailnet may have open.</param>
 /// <param name="ChangesPerSecond">The changes a tailnet may make per second (the budget refills at this rate).</param>
 /// <param name="ChangeBurst">The changes a tailnet may make at once.</param>
+/// <param name="LoadAveragingWindow">The time constant of each tailnet's change-rate average (the rebalancer weighs it).</param>
 internal sealed record BusSettings(int ReplayBufferSize, int SendQueueSize, TimeSpan SessionRetention, KeepAliveJitter KeepAlive,
-    long MaxQueuedBytes = long.MaxValue, int MaxStreams = int.MaxValue, double ChangesPerSecond = double.MaxValue, double ChangeBurst = double.MaxValue);
+    long MaxQueuedBytes = long.MaxValue, int MaxStreams = int.MaxValue, double ChangesPerSecond = double.MaxValue, double ChangeBurst = double.MaxValue,
+    TimeSpan LoadAveragingWindow = default);

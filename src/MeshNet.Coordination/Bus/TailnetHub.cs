@@ -36,7 +36,7 @@ internal sealed class TailnetHub : ILeaseListener
         IncidentRecorder recorder, ILogger<TailnetHub> logger)
     {
         _recorder = recorder;
-        Load = new LoadMeter(time);
+        Load = new LoadMeter(time, settings.LoadAveragingWindow);
         _store = store;
         _keeper = keeper;
         _settings = settings;

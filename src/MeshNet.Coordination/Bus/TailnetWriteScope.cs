@@ -48,10 +48,6 @@ internal sealed class TailnetWriteScope : IDisposable
             }
             if (result.Status != FencedStatus.Fenced)
             {
-                if (result.IsCommitted)
-                {
-                    _hub.Load.Committed(Bus.Tailnet);
-                }
                 return result;
             }
             if (attempt == 0 && await _hub.Keeper.ConfirmAsync(Bus.Tailnet, Bus.Epoch, cancellationToken).ConfigureAwait(false))
@@ -94,6 +90,7 @@ internal sealed class TailnetWriteScope : IDisposable
             throw new CoordinationException(CoordinationErrorCode.RateLimited,
                 $"tailnet '{Bus.Tailnet}' is making changes faster than its limit; retry in {retryAfter.TotalMilliseconds:0} ms") { RetryAfter = retryAfter };
         }
+        _hub.Load.Changed(Bus.Tailnet);
     }
 
     public void Dispose()

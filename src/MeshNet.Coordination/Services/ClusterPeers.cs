@@ -47,7 +47,8 @@ internal sealed class ClusterPeers : IClusterPeers
         var client = new Cluster.ClusterClient(_channels.Channel(url));
         var response = await client.GetLoadAsync(new GetLoadRequest(), _channels.Options(null, null, cancellationToken)).ResponseAsync.ConfigureAwait(false);
         return new RebalancePlanner.ServerLoads(response.Server,
-            [.. response.Tailnets.Select(load => new TailnetLoad(load.Tailnet, (int)load.Streams, (int)load.Nodes, load.WeightedChangeRate))], response.Cpu);
+            [.. response.Tailnets.Select(load => new TailnetLoad(load.Tailnet, (int)load.Streams, (int)load.Nodes, load.WeightedChangeRate))], response.Cpu,
+            Cores: (int)response.Cores);
     }
 
     public async Task<MoveTailnetResponse> MoveAsync(string url, string tailnet, string targetServer, CancellationToken cancellationToken)

@@ -41,7 +41,7 @@ internal sealed class ClusterService : ClusterApi.ClusterBase
     public override Task<GetLoadResponse> GetLoad(GetLoadRequest request, ServerCallContext context)
     {
         var held = _keeper.HeldLeases().Select(lease => lease.Tailnet).ToHashSet(StringComparer.Ordinal);
-        var response = new GetLoadResponse { Server = _keeper.Server.Id, Cpu = _hub.Load.Cpu };
+        var response = new GetLoadResponse { Server = _keeper.Server.Id, Cpu = _hub.Load.Cpu, Cores = (uint)Environment.ProcessorCount };
         foreach (var load in _hub.Load.Tailnets(_hub.Loaded()).Where(load => held.Contains(load.Tailnet)))
         {
             response.Tailnets.Add(new TailnetLoadReport

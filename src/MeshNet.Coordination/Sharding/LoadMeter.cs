@@ -4,17 +4,16 @@ using MeshNet.Coordination.Bus;
 namespace MeshNet.Coordination.Sharding;
 
 /// <summary>
-/// Measures this server's load for the rebalancer: per tailnet, committed changes per second (an
-/// EWMA with a time constant of <see cref="TimeConstant"/>) weighted by the tailnet's nodes (the
-/// work each change fans out to) and its live streams; for the server, their sums and the CPU
-/// the process uses. <see cref="Sample"/> advances the averages (each heartbeat calls it).
+/// Measures this server's load for the rebalancer: per tailnet, the changes per second its nodes
+/// and administrators make (those charged to its budget, an EWMA with the configured time
+/// constant) weighted by the tailnet's nodes (the work each change fans out to), and its live
+/// streams; for the server, their sums and the CPU the process uses. The service's own writes
+/// (streams attaching after a move, nodes going offline) are not the tailnet's load and are not
+/// counted. <see cref="Sample"/> advances the averages (each heartbeat calls it).
 /// </summary>
 /// <remarks>Thread-safe: counts are added with interlocked operations; <c>_gate</c> guards the averages.</remarks>
 internal sealed class LoadMeter
 {
-    /// <summary>The EWMA time constant.</summary>
-    public static readonly TimeSpan TimeConstant = TimeSpan.FromSeconds(30);
-
     private readonly Lock _gate = new();
     private readonly Dictionary<string, TailnetRate> _rates = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
@@ -22,9 +21,11 @@ internal sealed class LoadMeter
     private TimeSpan _cpuAt;
     private double _cpu;
 
-    public LoadMeter(TimeProvider time)
+    /// <summary>A meter on <paramref name="time"/>, averaging rates over <paramref name="timeConstant"/> (default: 30 s).</summary>
+    public LoadMeter(TimeProvider time, TimeSpan timeConstant = default)
     {
         _time = time;
+        TimeConstant = timeConstant > TimeSpan.Zero ? timeConstant : TimeSpan.FromSeconds(30);
         _sampledAt = time.GetTimestamp();
         _cpuAt = ProcessCpu();
     }
@@ -41,8 +42,11 @@ internal sealed class LoadMeter
         }
     }
 
-    /// <summary>A change of <paramref name="tailnet"/> was committed.</summary>
-    public void Committed(string tailnet)
+    /// <summary>The time constant of the change-rate averages.</summary>
+    public TimeSpan TimeConstant { get; }
+
+    /// <summary>A node or an administrator of <paramref name="tailnet"/> made a change (it was charged to the budget).</summary>
+    public void Changed(string tailnet)
     {
         TailnetRate rate;
         lock (_gate)
@@ -93,6 +97,15 @@ internal sealed class LoadMeter
         lock (_gate)
         {
             _rates.Remove(tailnet);
+        }
+    }
+
+    /// <summary>The average changes per second of <paramref name="tailnet"/> at the last sample.</summary>
+    public double ChangesPerSecond(string tailnet)
+    {
+        lock (_gate)
+        {
+            return RateOf(tailnet);
         }
     }
 

@@ -10,7 +10,9 @@ namespace MeshNet.Coordination.Sharding;
 /// the hysteresis and above the least loaded by more than the hysteresis, move from it to the
 /// least loaded the tailnet that best evens the two, provided the target stays below the source
 /// afterwards (so the same tailnet never looks better back where it came from). A tailnet moves
-/// at most once per plan, and never while in its cooldown (the caller leaves those out).</para>
+/// at most once per plan, and never while in its cooldown (the caller leaves those out). A server
+/// whose process uses more than <see cref="CpuCeiling"/> of its cores takes nothing, whatever its
+/// score (its tailnets cost more than their counts say, or it shares its machine), but still gives.</para>
 /// <para>Moves are then ordered into rounds in which no server takes part twice: at most one move
 /// per server at a time.</para>
 /// </remarks>
@@ -19,8 +21,18 @@ internal static class RebalancePlanner
     /// <summary>A planned move.</summary>
     public sealed record Move(string Tailnet, string From, string To, double Score);
 
-    /// <summary>A server's load as the planner sees it: the tailnets it may move, and the score of those it may not (in their cooldown).</summary>
-    public sealed record ServerLoads(string Server, IReadOnlyList<TailnetLoad> Tailnets, double Cpu = 0, double PinnedScore = 0);
+    /// <summary>
+    /// A server's load as the planner sees it: the tailnets it may move, the score of those it may
+    /// not (in their cooldown), its CPU use (a fraction of one core) and cores (0: unknown).
+    /// </summary>
+    public sealed record ServerLoads(string Server, IReadOnlyList<TailnetLoad> Tailnets, double Cpu = 0, double PinnedScore = 0, int Cores = 0)
+    {
+        /// <summary>Whether it uses more than <see cref="CpuCeiling"/> of its cores.</summary>
+        public bool Saturated => Cores > 0 && Cpu > CpuCeiling * Cores;
+    }
+
+    /// <summary>The share of its cores above which a server is given no tailnet.</summary>
+    public const double CpuCeiling = 0.8;
 
     /// <summary>A tailnet's score: streams plus change rate × nodes.</summary>
     public static double Score(TailnetLoad load) => load.Streams + load.WeightedChangeRate;
@@ -39,13 +51,18 @@ internal static class RebalancePlanner
         }
         var scores = servers.ToDictionary(server => server.Server, server => server.Tailnets.Sum(Score) + server.PinnedScore, StringComparer.Ordinal);
         var movable = servers.ToDictionary(server => server.Server, server => server.Tailnets.ToList(), StringComparer.Ordinal);
+        var takers = servers.Where(server => !server.Saturated).Select(server => server.Server).ToHashSet(StringComparer.Ordinal);
         double mean = scores.Values.Sum() / scores.Count;
         double slack = Math.Max(mean * hysteresis, minimumGap);
         var moves = new List<Move>();
         while (moves.Count < maxMoves)
         {
             var source = scores.MaxBy(pair => pair.Value);
-            var target = scores.MinBy(pair => pair.Value);
+            var target = scores.Where(pair => takers.Contains(pair.Key) && pair.Key != source.Key).DefaultIfEmpty().MinBy(pair => pair.Value);
+            if (target.Key is null)
+            {
+                break;
+            }
             double gap = source.Value - target.Value;
             if (source.Value <= mean + slack || gap <= slack)
             {

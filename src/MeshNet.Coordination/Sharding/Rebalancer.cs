@@ -1,3 +1,4 @@
+using System.Globalization;
 using MeshNet.Coordination.Incidents;
 using MeshNet.Coordination.Storage;
 using Microsoft.Extensions.Logging;
@@ -108,6 +109,17 @@ internal sealed class Rebalancer : IDisposable
             Tailnets = [.. load.Tailnets.Where(tailnet => Movable(load.Server, tailnet))],
             PinnedScore = load.Tailnets.Where(tailnet => !Movable(load.Server, tailnet)).Sum(RebalancePlanner.Score),
         })], _hysteresis);
+        string measured = string.Join(", ", loads.Select(load =>
+            string.Create(CultureInfo.InvariantCulture, $"{load.Server} {load.Tailnets.Sum(RebalancePlanner.Score):0.#} (cpu {load.Cpu:0.00})")));
+        int planned = rounds.Sum(round => round.Count);
+        if (planned == 0)
+        {
+            CoordinationLog.RebalanceBalanced(_logger, measured);
+        }
+        else
+        {
+            CoordinationLog.RebalancePlanned(_logger, planned, rounds.Count, measured);
+        }
         var urls = servers.ToDictionary(server => server.Id, server => server.Url, StringComparer.Ordinal);
         var done = new List<RebalancePlanner.Move>();
         var failed = new List<string>();

@@ -64,10 +64,19 @@ internal sealed class TailnetMover
         }
         await _directory.RefreshAsync(cancellationToken).ConfigureAwait(false);
         var target = ChooseTarget(targetServer);
+        CoordinationLog.TailnetMoving(_logger, tailnet, _keeper.Server.Id, target.Id, cause);
         using (var prepare = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
             prepare.CancelAfter(PrepareTimeout);
-            await _peers.PrepareAsync(target.Url, tailnet, prepare.Token).ConfigureAwait(false);
+            try
+            {
+                await _peers.PrepareAsync(target.Url, tailnet, prepare.Token).ConfigureAwait(false);
+            }
+            catch (Exception exception) when (exception is not OutOfMemoryException)
+            {
+                CoordinationLog.TailnetMoveFailed(_logger, tailnet, target.Id, $"the target could not prepare it: {exception.Message}");
+                throw;
+            }
         }
 
         using var scope = await _hub.LockAsync(tailnet, cancellationToken).ConfigureAwait(false)

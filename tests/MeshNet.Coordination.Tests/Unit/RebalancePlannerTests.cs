@@ -54,4 +54,20 @@ public sealed class RebalancePlannerTests
         var move = rounds.SelectMany(round => round).First();
         (move.From, move.To, move.Score).Should().Be(("s1", "s3", 15));
     }
+
+    [Fact]
+    public void AServerBusyOnCpuTakesNothingButStillGives()
+    {
+        // s3 has the fewest streams but its process uses 1.8 of its 2 cores: s2 gets the move.
+        var rounds = RebalancePlanner.Plan([Server("s1", 10, 10, 10, 10), Server("s2", 10), Server("s3") with { Cpu = 1.8, Cores = 2 }], 0.05);
+        rounds.SelectMany(round => round).Should().OnlyContain(move => move.To == "s2");
+        rounds.SelectMany(round => round).Should().NotBeEmpty();
+        (Server("s3") with { Cpu = 1.5, Cores = 2 }).Saturated.Should().BeFalse("75% is under the ceiling");
+        (Server("s3") with { Cpu = 5 }).Saturated.Should().BeFalse("cores unknown: CPU is not judged");
+
+        var busy = Server("s1", 10, 10, 10, 10) with { Cpu = 3.9, Cores = 4 };
+        RebalancePlanner.Plan([busy, Server("s2")], 0.05).SelectMany(round => round).Should().NotBeEmpty("a saturated server still gives");
+        RebalancePlanner.Plan([Server("s1", 10, 10, 10, 10), Server("s2") with { Cpu = 4, Cores = 4 }], 0.05)
+            .Should().BeEmpty("the only other server is saturated");
+    }
 }

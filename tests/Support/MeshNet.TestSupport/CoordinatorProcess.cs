@@ -66,6 +66,9 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             ["Logging__Console__FormatterName"] = "simple",
             ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ",
             ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
+            ["Logging__Console__FormatterOptions__SingleLine"] = "true",
+            // Every rebalancing cycle, balanced ones too (tests count cycles).
+            ["Logging__LogLevel__MeshNet.Coordination.Sharding.Rebalancer"] = "Debug",
         };
         if (uid is not null)
         {
