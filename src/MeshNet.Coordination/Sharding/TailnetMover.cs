@@ -161,11 +161,18 @@ internal sealed class TailnetMover
         var incident = $"{IncidentCauses.Drain}:{_keeper.Server.Id}:{_time.GetUtcNow().ToUnixTimeMilliseconds()}";
         var moved = new List<MoveResult>();
         var failed = new List<string>();
+        // The heartbeats lag behind the moves: what this drain gave each server counts as well.
+        var given = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var lease in _keeper.HeldLeases())
         {
             try
             {
-                moved.Add(await MoveAsync(lease.Tailnet, null, IncidentCauses.Drain, incident, cancellationToken).ConfigureAwait(false));
+                await _directory.RefreshAsync(cancellationToken).ConfigureAwait(false);
+                var target = ChooseTarget(null, given);
+                long streams = _hub.Loaded().FirstOrDefault(bus => bus.Tailnet == lease.Tailnet)?.LiveStreamCount ?? 0;
+                var result = await MoveAsync(lease.Tailnet, target.Id, IncidentCauses.Drain, incident, cancellationToken).ConfigureAwait(false);
+                given[target.Id] = given.GetValueOrDefault(target.Id) + Math.Max(streams, 1);
+                moved.Add(result);
             }
             catch (CoordinationException exception)
             {
@@ -182,8 +189,12 @@ internal sealed class TailnetMover
         _keeper.Draining = false;
     }
 
-    /// <summary>The named live server, or the least loaded one (by tailnets served) that is neither this server nor draining.</summary>
-    private StoredServer ChooseTarget(string? targetServer)
+    /// <summary>
+    /// The named live server, or the least loaded one (by map streams, then tailnets, as its last
+    /// heartbeat reported them, plus the streams in <paramref name="given"/>) that is neither this
+    /// server nor draining.
+    /// </summary>
+    private StoredServer ChooseTarget(string? targetServer, IReadOnlyDictionary<string, long>? given = null)
     {
         var candidates = _directory.Live.Where(server => server.Id != _keeper.Server.Id && !server.Draining).ToList();
         if (targetServer is { Length: > 0 })
@@ -191,7 +202,12 @@ internal sealed class TailnetMover
             return candidates.FirstOrDefault(server => server.Id == targetServer)
                 ?? throw Failures.Invalid($"server '{targetServer}' is not a live, non-draining server other than {_keeper.Server.Id}");
         }
-        return candidates.OrderBy(server => ServerLoad.Parse(server.Load).Tailnets).ThenBy(server => server.Id, StringComparer.Ordinal).FirstOrDefault()
+        return candidates
+            .Select(server => (Server: server, Load: ServerLoad.Parse(server.Load)))
+            .OrderBy(candidate => candidate.Load.Streams + (given?.GetValueOrDefault(candidate.Server.Id) ?? 0))
+            .ThenBy(candidate => candidate.Load.Tailnets)
+            .ThenBy(candidate => candidate.Server.Id, StringComparer.Ordinal)
+            .Select(candidate => candidate.Server).FirstOrDefault()
             ?? throw Failures.Unavailable("no other live server to move to");
     }
 
