@@ -101,8 +101,8 @@ internal static class AdminCommands
         return first.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "[::1]", StringComparison.Ordinal);
     }
 
-    /// <summary>The HTTP handler: trusts MESHNET_TLS_CA in addition to the system's roots when it is set.</summary>
-    private static SocketsHttpHandler Handler(IConfiguration configuration)
+    /// <summary>The HTTP handler: trusts MESHNET_TLS_CA (instead of the system's roots) when it is set.</summary>
+    internal static SocketsHttpHandler Handler(IConfiguration configuration)
     {
         var handler = new SocketsHttpHandler();
         if (CoordinatorSettings.Get(configuration, "TlsCa", "TLS_CA") is { } caFile)

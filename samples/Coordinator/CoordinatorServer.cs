@@ -58,6 +58,11 @@ internal static class CoordinatorServer
             }
             options.ServerId = settings.ServerId ?? options.ServerId;
             options.AdvertisedUrl = settings.AdvertisedUrl ?? options.AdvertisedUrl;
+            if (CoordinatorSettings.Get(configuration, "TlsCa", "TLS_CA") is not null)
+            {
+                // Moves and forwarded admin writes call the other servers: trust their private certificate.
+                options.PeerHandlerFactory = () => AdminCommands.Handler(configuration);
+            }
         });
 
         await using var app = builder.Build();

@@ -1,7 +1,8 @@
 // Joins a tailnet from this process, prints the node's status, and optionally serves an echo
 // or dials one. Settings come from the environment:
 //
-//   MESHNET_CONTROL_URL   the coordinator (required), e.g. http://127.0.0.1:8080
+//   MESHNET_CONTROL_URL   the coordinator (required), e.g. http://127.0.0.1:8080; several servers of
+//                         one deployment comma-separated (the first is tried first)
 //   MESHNET_AUTH_KEY      an auth key (needed to join; not once the state file holds a registration)
 //   MESHNET_HOSTNAME      the node's name (default: the machine name)
 //   MESHNET_STATE_FILE    keeps the node's identity between runs (default: none, a new node each run)
@@ -99,10 +100,18 @@ catch (OperationCanceledException) when (stop.IsCancellationRequested)
 static MeshNodeOptions FromEnvironment()
 {
     string? Variable(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
-    var url = Variable("MESHNET_CONTROL_URL") ?? throw new ArgumentException("set MESHNET_CONTROL_URL to the coordinator's URL.");
+    var urls = (Variable("MESHNET_CONTROL_URL") ?? throw new ArgumentException("set MESHNET_CONTROL_URL to the coordinator's URL."))
+        .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        .Select(url => Uri.TryCreate(url, UriKind.Absolute, out var uri) ? uri : throw new ArgumentException($"MESHNET_CONTROL_URL: '{url}' is not a URL."))
+        .ToList();
+    if (urls.Count == 0)
+    {
+        throw new ArgumentException("set MESHNET_CONTROL_URL to the coordinator's URL.");
+    }
     var options = new MeshNodeOptions
     {
-        ControlUrl = Uri.TryCreate(url, UriKind.Absolute, out var uri) ? uri : throw new ArgumentException($"MESHNET_CONTROL_URL '{url}' is not a URL."),
+        ControlUrl = urls[0],
+        ControlUrls = urls[1..],
         AuthKey = Variable("MESHNET_AUTH_KEY"),
         Hostname = Variable("MESHNET_HOSTNAME"),
         StateStore = Variable("MESHNET_STATE_FILE") is { } path ? new FileStateStore(path) : null,

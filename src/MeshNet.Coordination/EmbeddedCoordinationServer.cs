@@ -102,7 +102,7 @@ public sealed class EmbeddedCoordinationServer : IAsyncDisposable
 
     /// <summary>Creates a tailnet (domain <c>&lt;name&gt;.meshnet.internal</c>, default key lifetime).</summary>
     /// <returns>The tailnet's DNS domain.</returns>
-    /// <exception cref="Grpc.Core.RpcException">The name is malformed (InvalidArgument) or taken (AlreadyExists).</exception>
+    /// <exception cref="CoordinationException">The name is malformed (<see cref="CoordinationErrorCode.InvalidRequest"/>) or taken (<see cref="CoordinationErrorCode.AlreadyExists"/>).</exception>
     public async Task<string> CreateTailnetAsync(string name, CancellationToken cancellationToken = default)
     {
         var tailnet = await Operations.CreateTailnetAsync(new CreateTailnetRequest { Name = name }, cancellationToken).ConfigureAwait(false);
@@ -111,7 +111,7 @@ public sealed class EmbeddedCoordinationServer : IAsyncDisposable
 
     /// <summary>Creates an auth key for <paramref name="tailnet"/>; nodes registered with it belong to <paramref name="user"/> (null: none).</summary>
     /// <returns>The secret form of the key (<c>mnkey-...</c>), to pass to nodes.</returns>
-    /// <exception cref="Grpc.Core.RpcException">A malformed argument (InvalidArgument) or an unknown tailnet (NotFound).</exception>
+    /// <exception cref="CoordinationException">A malformed argument (<see cref="CoordinationErrorCode.InvalidRequest"/>) or an unknown tailnet (<see cref="CoordinationErrorCode.NotFound"/>).</exception>
     public async Task<string> CreateAuthKeyAsync(string tailnet, bool reusable = false, bool ephemeral = false, IEnumerable<string>? tags = null,
         TimeSpan? lifetime = null, CancellationToken cancellationToken = default, string? user = null)
     {
@@ -130,9 +130,10 @@ public sealed class EmbeddedCoordinationServer : IAsyncDisposable
     /// its tests; affected nodes get the change on their map streams.
     /// </summary>
     /// <returns>The saved policy's version.</returns>
-    /// <exception cref="Grpc.Core.RpcException">
-    /// An invalid policy (InvalidArgument, "line L, column C: problem"), failing policy tests
-    /// (FailedPrecondition) or an unknown tailnet (NotFound); the previous policy stays in force.
+    /// <exception cref="CoordinationException">
+    /// An invalid policy (<see cref="CoordinationErrorCode.InvalidPolicy"/>, "line L, column C:
+    /// problem"), failing policy tests (<see cref="CoordinationErrorCode.PolicyTestFailed"/>) or an
+    /// unknown tailnet (<see cref="CoordinationErrorCode.NotFound"/>); the previous policy stays in force.
     /// </exception>
     public async Task<ulong> SetPolicyAsync(string tailnet, string policy, CancellationToken cancellationToken = default)
     {

@@ -81,7 +81,9 @@ internal sealed class IncidentRecorder : IDisposable
             var (recorder, item) = ((IncidentRecorder, Measurement))state!;
             _ = recorder.CloseAsync(item);
         }, (this, measurement), _timeout, Timeout.InfiniteTimeSpan);
-        _ = OpenAsync(measurement);
+        // The part is saved closed only after the incident row and its open part are written (a
+        // part closing at once would otherwise race the incident's insert).
+        measurement.Opened = OpenAsync(measurement);
         if (affected.Count == 0)
         {
             _ = CloseAsync(measurement);
@@ -215,6 +217,10 @@ internal sealed class IncidentRecorder : IDisposable
         {
             _metrics.TimeToMitigate(cause, mitigate);
         }
+        if (measurement.Opened is { } opened)
+        {
+            await opened.ConfigureAwait(false); // never throws: failures are logged
+        }
         CoordinationLog.IncidentPartClosed(_logger, part.IncidentId, part.Tailnet, part.NodesResumed, part.NodesAffected, part.MedianGap.TotalMilliseconds,
             part.MaxGap.TotalMilliseconds, part.GapNodeSeconds, part.Severity);
         try
@@ -240,6 +246,9 @@ internal sealed class IncidentRecorder : IDisposable
         public int RefusedWrites { get; set; }
 
         public bool Closed { get; set; }
+
+        /// <summary>The write of the incident and the open part (set once, by <see cref="Begin"/>).</summary>
+        public Task? Opened { get; set; }
 
         public ITimer? Timer { get; set; }
 

@@ -25,6 +25,7 @@ internal sealed class Rebalancer : IDisposable
     private readonly TimeSpan _interval;
     private readonly TimeSpan _cooldown;
     private readonly double _hysteresis;
+    private readonly TimeSpan _incidentTimeout;
     private readonly TimeProvider _time;
     private readonly CoordinationCounters _counters;
     private readonly ILogger _logger;
@@ -40,6 +41,7 @@ internal sealed class Rebalancer : IDisposable
         _interval = options.RebalanceInterval;
         _cooldown = options.RebalanceCooldown;
         _hysteresis = options.RebalanceHysteresis;
+        _incidentTimeout = options.IncidentTimeout;
         _time = time;
         _counters = counters;
         _logger = logger;
@@ -87,8 +89,11 @@ internal sealed class Rebalancer : IDisposable
             return RebalanceCycle.Skipped("paused by an administrator");
         }
         var incidents = await store.ListIncidentsAsync(20, cancellationToken).ConfigureAwait(false);
+        // A part still open twice the incident timeout after the start was abandoned (the server
+        // measuring it died; a live one closes it by the timeout): it no longer holds rebalancing.
+        var abandonedBefore = _time.GetUtcNow() - _incidentTimeout * 2;
         if (incidents.Any(incident => incident.Cause is IncidentCauses.Failover or IncidentCauses.Quarantine &&
-            incident.Tailnets.Any(part => !part.Closed)))
+            incident.StartedAt > abandonedBefore && incident.Tailnets.Any(part => !part.Closed)))
         {
             return RebalanceCycle.Skipped("an incident is open");
         }

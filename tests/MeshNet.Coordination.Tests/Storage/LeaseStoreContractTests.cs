@@ -1,4 +1,5 @@
 using MeshNet.Coordination.Storage;
+using MeshNet.TestSupport;
 
 namespace MeshNet.Coordination.Tests.Storage;
 
@@ -40,7 +41,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         return store;
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AFreeLeaseIsClaimedOnceRenewedByItsOwnerAndNamedWithItsUrl()
     {
         var store = await OpenAsync("a", "b");
@@ -65,7 +66,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Leases.RenewAsync("s2", "i2", Long, "", default)).Held.Should().BeEmpty();
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AnExpiredLeaseIsTakenOverWithTheNextEpochAndTheOldOwnerLearnsItAtRenewal()
     {
         var store = await OpenAsync("a");
@@ -83,7 +84,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Data.SavePolicyAsync(new TailnetFence("a", 2), "{}", DateTimeOffset.UtcNow, default)).Status.Should().Be(FencedStatus.Committed);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AnExpiredLeaseFencesItsOwnWritesUntilRenewedWithTheSameEpoch()
     {
         var store = await OpenAsync("a");
@@ -96,7 +97,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Data.SavePolicyAsync(new TailnetFence("a", epoch), "{}", DateTimeOffset.UtcNow, default)).Status.Should().Be(FencedStatus.Committed);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task ARestartedServerTakesItsOwnLeasesBackAtOnceAndTheOldInstanceIsToldItWasReplaced()
     {
         var store = await OpenAsync("a");
@@ -111,7 +112,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Leases.ClaimAsync(ContractStore.Claim("s1", "i1", Long), default)).Should().BeEmpty("the replaced instance claims nothing");
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AReleasedLeaseIsClaimableAtOnceWithoutAStrike()
     {
         var store = await OpenAsync("a");
@@ -127,7 +128,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         grant.PreviousOwner.Should().BeNull();
     }
 
-    [Fact]
+    [ContractFact]
     public async Task TwoOwnersThatDieBeforeTheirFirstRenewalQuarantineTheTailnetUntilReleased()
     {
         var store = await OpenAsync("poison", "fine");
@@ -153,7 +154,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         released.Quarantined.Should().BeFalse();
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AnOwnerThatRenewedOnceLeavesNoStrike()
     {
         var store = await OpenAsync("a");
@@ -169,7 +170,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Leases.GetLeaseAsync("a", default))!.Quarantined.Should().BeFalse();
     }
 
-    [Fact]
+    [ContractFact]
     public async Task DuringTheStickyPeriodOthersCannotClaimAnExpiredLeaseAndItsOwnerRenewsItWithItsEpoch()
     {
         var store = await OpenAsync("a");
@@ -182,7 +183,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Leases.ClaimAsync(ContractStore.Claim("s2", "i2", Long), default)).Should().BeEmpty("renewed: not expired any more");
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AHandoverIsOneCompareAndSetThatRaisesTheEpoch()
     {
         var store = await OpenAsync("a");
@@ -201,7 +202,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Leases.RenewAsync("s2", "i2", Long, "", default)).Held.Should().Equal(new HeldLease("a", epoch + 1));
     }
 
-    [Fact]
+    [ContractFact]
     public async Task ADrainingServerClaimsNothing()
     {
         var store = await OpenAsync("a");
@@ -215,7 +216,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Leases.ListServersAsync(default)).Single(server => server.Id == "s1").Stopped.Should().BeTrue();
     }
 
-    [Fact]
+    [ContractFact]
     public async Task ParallelClaimsNeverGrantALeaseTwice()
     {
         var tailnets = Enumerable.Range(0, 40).Select(i => $"t{i}").ToArray();
@@ -228,7 +229,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         granted.Should().OnlyContain(grant => grant.Epoch == 1);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task ARoleHasOneHolderUntilItExpires()
     {
         var store = await OpenAsync();
@@ -243,7 +244,7 @@ public abstract class LeaseStoreContractTests : IAsyncLifetime
         (await store.Leases.TryHoldRoleAsync("other", "s1", "i1", Long, default)).Should().BeTrue();
     }
 
-    [Fact]
+    [ContractFact]
     public async Task SettingsAndIncidentsRoundTrip()
     {
         var store = await OpenAsync();

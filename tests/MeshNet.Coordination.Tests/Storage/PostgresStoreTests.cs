@@ -14,6 +14,7 @@ namespace MeshNet.Coordination.Tests.Storage;
 /// </summary>
 [Trait("Category", "Integration")]
 [Collection(PostgresFixture.Collection)]
+[NeedsPostgres]
 public sealed class PostgresStoreTests(PostgresFixture postgres) : StoreContractTests
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(5);
@@ -303,6 +304,13 @@ public sealed class PostgresStoreTests(PostgresFixture postgres) : StoreContract
         lease.Epoch.Should().Be(epoch + 1);
     }
 
+    [PostgresFact]
+    public async Task IncidentPartsThatCloseAtOnceAreStoredAfterTheirIncident()
+    {
+        await using var store = await OpenStoreAsync(await postgres.CreateDatabaseAsync());
+        await Unit.IncidentRecorderTests.PartsClosingAtOnceAreStoredAsync(store, store, TimeProvider.System);
+    }
+
     private static async Task<PostgresCoordinationStore> OpenStoreAsync(string connectionString, PostgresStoreOptions? options = null)
     {
         var store = new PostgresCoordinationStore(connectionString, options);
@@ -332,6 +340,7 @@ public sealed class PostgresStoreTests(PostgresFixture postgres) : StoreContract
 /// <summary>The lease contract on PostgreSQL.</summary>
 [Trait("Category", "Integration")]
 [Collection(PostgresFixture.Collection)]
+[NeedsPostgres]
 public sealed class PostgresLeaseStoreTests(PostgresFixture postgres) : LeaseStoreContractTests
 {
     protected override Task<ContractStore> CreateStoreAsync() => PostgresContract.CreateAsync(postgres);

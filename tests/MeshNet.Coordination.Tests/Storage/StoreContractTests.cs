@@ -1,5 +1,6 @@
 using MeshNet.Coordination.Registry;
 using MeshNet.Coordination.Storage;
+using MeshNet.TestSupport;
 
 namespace MeshNet.Coordination.Tests.Storage;
 
@@ -33,7 +34,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         return store;
     }
 
-    [Fact]
+    [ContractFact]
     public async Task InitializingAgainIsHarmlessAndTheServerKeyIsStoredOnce()
     {
         var store = await OpenAsync();
@@ -45,7 +46,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         second.Should().Equal(first);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task TailnetsAuthKeysAndNodesRoundTripAndDeleteCascades()
     {
         var store = await OpenAsync();
@@ -73,7 +74,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         (await store.Data.LoadTailnetAsync("a", default)).Should().BeNull();
     }
 
-    [Fact]
+    [ContractFact]
     public async Task UniquenessIsEnforcedPerTailnetAndKeysAcrossTheDeployment()
     {
         var store = await OpenAsync();
@@ -104,7 +105,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         stored.Revision.Should().Be(rotated.Revision);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task OneOffKeysCountOneUseAndUnusableKeysRegisterNothing()
     {
         var store = await OpenAsync();
@@ -128,7 +129,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         (await store.Data.ListAuthKeysAsync("a", default)).Select(key => key.Id).Should().BeEquivalentTo(["once", "many", "old", "revoked"]);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AKeyUpdateAuthorizedByAnAuthKeyCountsItsUseOrChangesNothing()
     {
         var store = await OpenAsync();
@@ -155,7 +156,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         (await store.Data.GetAuthKeyAsync("other", default))!.Uses.Should().Be(0);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task ConcurrentUsesOfAOneOffKeyRegisterExactlyOneNode()
     {
         var store = await OpenAsync();
@@ -169,7 +170,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         changes.Select(change => change.Revision).Should().Equal(Enumerable.Range(1, changes.Count).Select(i => (ulong)i), "revisions stay contiguous");
     }
 
-    [Fact]
+    [ContractFact]
     public async Task MaintenanceQueriesFindIdleOfflineEphemeralNodesAndDueKeyExpiries()
     {
         var store = await OpenAsync();
@@ -189,7 +190,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         (await store.Data.ListNodesWithKeyExpiryAsync(Now.AddHours(1), Now.AddHours(3), 10, default)).Select(node => node.Id).Should().Equal(seen.Id);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task EveryWriteAdvancesTheRevisionByOneAndLogsItUnderItsEpoch()
     {
         var store = await OpenAsync();
@@ -220,7 +221,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         (await store.Leases.GetLeaseAsync("a", default))!.Revision.Should().Be(6);
     }
 
-    [Fact]
+    [ContractFact]
     public async Task OnlyATagChangeMovesTheTagsRevisionAndLiveStateRoundTrips()
     {
         var store = await OpenAsync();
@@ -249,7 +250,7 @@ public abstract class StoreContractTests : IAsyncLifetime
             .Should().Be(FencedStatus.NotApplied, "a batch of unknown nodes writes nothing");
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AStaleEpochIsFencedAndWritesNothing()
     {
         var store = await OpenAsync();
@@ -269,7 +270,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         (await store.Leases.GetLeaseAsync("a", default))!.Revision.Should().Be(1, "a fenced write uses no revision");
     }
 
-    [Fact]
+    [ContractFact]
     public async Task AnIdempotencyKeyAppliesAWriteOnceAndReturnsTheEarlierRevision()
     {
         var store = await OpenAsync();
@@ -287,7 +288,7 @@ public abstract class StoreContractTests : IAsyncLifetime
         (await store.Data.FindChangeAsync("a", "never", default)).Should().BeNull();
     }
 
-    [Fact]
+    [ContractFact]
     public async Task ALoadIsOneSnapshotWithRemovalsAfterTheFloorAndPruningRaisesTheFloor()
     {
         var store = await OpenAsync();

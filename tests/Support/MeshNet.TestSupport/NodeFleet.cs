@@ -1,10 +1,11 @@
-namespace MeshNet.Sharding.Tests.Infrastructure;
+namespace MeshNet.TestSupport;
 
 /// <summary>
 /// Many <see cref="ControlOnlyNode"/>s of one tailnet, joined through the deployment's servers and
 /// streaming their netmaps; waits on what they see, and sums up what they recorded.
 /// </summary>
-internal sealed class NodeFleet : IAsyncDisposable
+/// <remarks>Not thread-safe for joining; the nodes themselves are.</remarks>
+public sealed class NodeFleet : IAsyncDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
 
