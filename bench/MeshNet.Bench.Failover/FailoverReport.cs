@@ -37,7 +37,8 @@ internal sealed class FailoverReport
 }
 
 /// <summary>One kill -9: the server, what it served, and when its nodes resumed elsewhere.</summary>
-internal sealed record KillResult(string Server, int Tailnets, int Nodes, double LastResumedMs, IReadOnlyList<double> NodeResumedMs);
+/// <remarks><paramref name="LastTryMs"/>: per node, from its last failed attempt (the answer that sent it to the new owner) to its first message there.</remarks>
+internal sealed record KillResult(string Server, int Tailnets, int Nodes, double LastResumedMs, IReadOnlyList<double> NodeResumedMs, IReadOnlyList<double> LastTryMs);
 
 /// <summary>Per second over a quiet window: lease rows renewed, server heartbeats, commits, WAL bytes.</summary>
 internal sealed record RenewalLoad(double Seconds, double LeaseRowsPerSecond, double HeartbeatsPerSecond, double CommitsPerSecond, double WalBytesPerSecond);

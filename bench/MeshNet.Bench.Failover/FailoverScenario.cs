@@ -148,11 +148,18 @@ internal static class FailoverScenario
         var killedAt = DateTimeOffset.UtcNow;
         await victim.KillAsync();
         var resumed = new List<double>();
+        var lastTries = new List<double>();
         foreach (var (tailnet, epoch) in affected)
         {
             var fleet = fleets[tailnet];
             await fleet.WaitAllAsync(node => node.Epoch > epoch && !node.InGap, $"{tailnet} resumed after {victimId} died", ttl + Settle);
-            resumed.AddRange(fleet.Nodes.Select(node => (node.Events.First(e => e.Epoch > epoch).At - killedAt).TotalMilliseconds));
+            foreach (var node in fleet.Nodes)
+            {
+                var back = node.Events.First(e => e.Epoch > epoch).At;
+                resumed.Add((back - killedAt).TotalMilliseconds);
+                var lastTry = node.Failures.Where(failure => failure.At <= back).Select(failure => failure.At).DefaultIfEmpty(killedAt).Max();
+                lastTries.Add((back - lastTry).TotalMilliseconds);
+            }
         }
         await victim.RestartAsync();
         await WaitAsync(async () =>
@@ -160,7 +167,7 @@ internal static class FailoverScenario
             var servers = await deployment.CallAsync(admin => admin.ListServersAsync(new ListServersRequest(), ShardedDeployment.AdminHeaders()).ResponseAsync);
             return servers.Servers.Single(server => server.Id == victimId).Live;
         }, TimeSpan.FromMinutes(1));
-        return new KillResult(victimId, affected.Count, resumed.Count, resumed.Max(), resumed);
+        return new KillResult(victimId, affected.Count, resumed.Count, resumed.Max(), resumed, lastTries);
     }
 
     /// <summary>PostgreSQL's counters over <paramref name="window"/>: lease rows updated, heartbeats, commits, WAL written.</summary>

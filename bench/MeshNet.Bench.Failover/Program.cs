@@ -66,7 +66,8 @@ Console.WriteLine();
 Console.WriteLine("kills:");
 foreach (var kill in report.Kills)
 {
-    Console.WriteLine(Invariant($"  {kill.Server}: {kill.Tailnets} tailnets, {kill.Nodes} nodes; last resumed after {kill.LastResumedMs:0} ms, p50 {Percentile(kill.NodeResumedMs, 50):0} ms"));
+    Console.WriteLine(Invariant($"  {kill.Server}: {kill.Tailnets} tailnets, {kill.Nodes} nodes; last resumed after {kill.LastResumedMs:0} ms, p50 {Percentile(kill.NodeResumedMs, 50):0} ms; ") +
+        Invariant($"last try to resumed p50 {Percentile(kill.LastTryMs, 50):0} ms, max {kill.LastTryMs.Max():0} ms"));
 }
 Console.WriteLine("incidents (blast radius = affected / all):");
 foreach (var incident in report.Incidents)
