@@ -17,7 +17,7 @@ public sealed class IsolationTests(PostgresFixture postgres, ITestOutputHelper o
 {
     /// <summary>Every tailnet's change budget: what a server sized like this machine (two cores, shared with the database and every node) can give one tailnet.</summary>
     private const double ChangesPerSecond = 25;
-    private const int Rounds = 24;
+    private const int Rounds = 36;
     private static readonly TimeSpan Calm = TimeSpan.FromSeconds(2.5);
     private static readonly TimeSpan Flood = TimeSpan.FromSeconds(3);
 
@@ -64,11 +64,11 @@ public sealed class IsolationTests(PostgresFixture postgres, ITestOutputHelper o
                 Volatile.Write(ref phase, "ramp");
                 await flood.WriteLineAsync("start");
                 await Task.Delay(TimeSpan.FromSeconds(1)); // its burst spent
-                long before = await AcceptedAsync(flood);
-                var started = DateTime.UtcNow;
+                var before = await AcceptedAsync(flood);
                 Volatile.Write(ref phase, $"flood/{round}");
                 await Task.Delay(Flood);
-                rates.Add((await AcceptedAsync(flood) - before) / (DateTime.UtcNow - started).TotalSeconds);
+                var after = await AcceptedAsync(flood);
+                rates.Add((after.Count - before.Count) / ((after.AtMs - before.AtMs) / 1000.0));
                 Volatile.Write(ref phase, "drain");
                 int since = flood.LineCount;
                 await flood.WriteLineAsync("stop");
@@ -125,12 +125,12 @@ public sealed class IsolationTests(PostgresFixture postgres, ITestOutputHelper o
         return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
-    /// <summary>The flood's count of accepted reports, now (it answers "count" with "accepted N").</summary>
-    private static async Task<long> AcceptedAsync(SampleProcess flood)
+    /// <summary>The flood's count of accepted reports and when it counted them by its clock (it answers "count" with "accepted N T").</summary>
+    private static async Task<(long Count, long AtMs)> AcceptedAsync(SampleProcess flood)
     {
         int since = flood.LineCount;
         await flood.WriteLineAsync("count");
-        var match = await flood.WaitForLineAsync("^accepted ([0-9]+)$", TimeSpan.FromSeconds(30), since);
-        return long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+        var match = await flood.WaitForLineAsync("^accepted ([0-9]+) ([0-9]+)$", TimeSpan.FromSeconds(30), since);
+        return (long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), long.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture));
     }
 }

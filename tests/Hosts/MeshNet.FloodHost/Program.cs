@@ -2,7 +2,7 @@
 // then print "ready". On "start" (a line on standard input) every node reports new endpoints back
 // to back on LOOPS loops, each waiting as long as the service says when it refuses (the budget is
 // the service's to enforce); on "stop" they stop and it prints "stopped". On "count" it prints
-// "accepted N" (reports accepted so far). It ends when standard input closes, or after --seconds (default 600) so that
+// "accepted N T" (reports accepted so far, at T milliseconds since boot). It ends when standard input closes, or after --seconds (default 600) so that
 // it never outlives a test that forgot it.
 //
 //   dotnet MeshNet.FloodHost.dll URL[,URL...] AUTHKEY NODES LOOPS [--seconds N]
@@ -53,7 +53,9 @@ try
         }
         else if (line == "count")
         {
-            Console.WriteLine($"accepted {accepted + (churn?.Reported ?? 0)}");
+            // With this process's monotonic clock (milliseconds since boot, the same in every
+            // process here): the reader times the count by it, not by when the line reached it.
+            Console.WriteLine($"accepted {accepted + (churn?.Reported ?? 0)} {Environment.TickCount64}");
         }
     }
     if (churn is not null)
