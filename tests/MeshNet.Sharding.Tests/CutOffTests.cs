@@ -50,7 +50,8 @@ public sealed class CutOffTests(PostgresFixture postgres, ITestOutputHelper outp
             var after = await deployment.OwnerAsync("c", not: victim.ServerId);
             output.WriteLine($"cut off at TTL {ttl.TotalSeconds:0.#} s: streams ended by {victim.ServerId} after {Percentiles.Summary(stopped)}; " +
                 $"resumed on {after.Server.ServerId} (epoch {after.Epoch}) after {Percentiles.Summary(resumed)}");
-            stopped.Max().Should().BeLessThan(ttl, "the cut-off owner stops serving before its lease can expire");
+            stopped.Max().Should().BeLessThan(ttl, "the cut-off owner stops serving before its lease can expire (cut at {0:HH:mm:ss.fff}; its lease log: {1})",
+                cutAt, string.Join(" | ", victim.Process.Lines.Where(line => line.Contains("LeaseKeeper", StringComparison.Ordinal)).TakeLast(12)));
             after.Epoch.Should().BeGreaterThan(before.Epoch);
             fleet.Nodes.Select(node => node.Failures.First(f => f.At >= cutAt && f.What.StartsWith(victim.Url, StringComparison.Ordinal)).What)
                 .Should().OnlyContain(what => what.Contains(Protocol.ControlErrors.NoOwner, StringComparison.Ordinal),
