@@ -354,7 +354,13 @@ internal sealed class LeaseKeeper : IAsyncDisposable
         limit.CancelAfter(timeout);
         try
         {
-            renewal = await _store.RenewAsync(Server.Id, Server.Instance, _settings.Ttl, LoadReport?.Invoke() ?? "", limit.Token).ConfigureAwait(false);
+            // Bounded by the timeout itself, not only by cancellation: a driver may take seconds to
+            // give up a statement on a connection the network silently dropped (Npgsql tries to
+            // cancel it on the server first), and the lapse re-check must end within its budget.
+            var pending = _store.RenewAsync(Server.Id, Server.Instance, _settings.Ttl, LoadReport?.Invoke() ?? "", limit.Token);
+            _ = pending.ContinueWith(static task => _ = task.Exception, CancellationToken.None,
+                TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            renewal = await pending.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OutOfMemoryException && !cancellationToken.IsCancellationRequested)
         {
