@@ -1,7 +1,7 @@
 namespace MeshNet.Bench;
 
-/// <summary>Statistics the end-to-end benchmark programs print (shared source, one copy per program).</summary>
-internal static class BenchStatistics
+/// <summary>Statistics the end-to-end benchmark programs print (referenced by every benchmark program).</summary>
+public static class BenchStatistics
 {
     /// <summary>The <paramref name="p"/>-th percentile (0-100, nearest rank) of <paramref name="values"/>; NaN when empty.</summary>
     public static double Percentile(IEnumerable<double> values, double p)

@@ -2,8 +2,8 @@ using System.Runtime.InteropServices;
 
 namespace MeshNet.Bench;
 
-/// <summary>What every end-to-end benchmark program prints first and how it stops on Ctrl+C (shared source, one copy per program).</summary>
-internal static class BenchConsole
+/// <summary>What every end-to-end benchmark program prints first and how it stops on Ctrl+C (referenced by every benchmark program).</summary>
+public static class BenchConsole
 {
     /// <summary>Prints "<paramref name="title"/>: cores, runtime, OS", and a warning in a Debug build.</summary>
     public static void PrintMachine(string title)
