@@ -16,6 +16,7 @@ public sealed class NodeFleet : IAsyncDisposable
     /// <summary>Joins <paramref name="count"/> nodes (a few at a time) and waits until each has its first netmap.</summary>
     public static async Task<NodeFleet> JoinAsync(ShardedDeployment deployment, string authKey, int count, string prefix = "n")
     {
+        TestHostThreadPool.Reserve();
         var nodes = new List<ControlOnlyNode>();
         var fleet = new NodeFleet(nodes);
         try

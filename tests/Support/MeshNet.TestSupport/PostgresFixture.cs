@@ -35,6 +35,7 @@ public sealed class PostgresFixture : IAsyncLifetime
     /// <inheritdoc />
     public async Task InitializeAsync()
     {
+        TestHostThreadPool.Reserve();
         _skipReason = PostgresCluster.SkipReason();
         if (_skipReason is null)
         {

@@ -53,6 +53,7 @@ public sealed class ShardedDeployment : IAsyncDisposable
     public static async Task<ShardedDeployment> StartAsync(PostgresCluster cluster, int servers, IReadOnlyDictionary<string, string>? tuning = null,
         Func<int, int?>? uidOf = null)
     {
+        TestHostThreadPool.Reserve();
         var settings = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["LeaseTtl"] = CoordinatorProcess.Duration(DefaultLeaseTtl),
