@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using MeshNet.Interop.Tests.Infrastructure;
+using MeshNet.TestSupport.Interop;
 
 namespace MeshNet.Bench.EndToEnd;
 

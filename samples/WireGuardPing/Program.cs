@@ -6,7 +6,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Threading.Channels;
 using MeshNet.Samples.WireGuardPing;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Packets;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Link;

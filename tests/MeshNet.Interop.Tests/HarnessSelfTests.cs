@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using MeshNet.Interop.Tests.Infrastructure;
+using MeshNet.TestSupport.Interop;
 
 namespace MeshNet.Interop.Tests;
 

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Grpc.Core;
 using MeshNet.Integration.Tests.Infrastructure;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Packets;
 using MeshNet.Userspace.WireGuard;
 using static MeshNet.Integration.Tests.Policy.PolicyTailnet;
 

@@ -1,3 +1,5 @@
+using MeshNet.TestSupport.Interop;
+
 namespace MeshNet.Interop.Tests.Infrastructure;
 
 /// <summary>

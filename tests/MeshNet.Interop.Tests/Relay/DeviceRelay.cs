@@ -1,6 +1,6 @@
 using System.Net;
-using MeshNet.Interop.Tests.Infrastructure;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
+using MeshNet.TestSupport.Interop;
 
 namespace MeshNet.Interop.Tests.Relay;
 

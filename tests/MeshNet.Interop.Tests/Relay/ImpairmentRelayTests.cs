@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
 using static MeshNet.Interop.Tests.Relay.ArrivalStatistics;
 
 namespace MeshNet.Interop.Tests.Relay;

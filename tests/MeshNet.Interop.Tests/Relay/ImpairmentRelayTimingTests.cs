@@ -1,4 +1,4 @@
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
 using Xunit.Abstractions;
 using static MeshNet.Interop.Tests.Relay.ArrivalStatistics;
 

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
 
 namespace MeshNet.Interop.Tests.Relay;
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using MeshNet.Interop.Tests.Infrastructure;
 using MeshNet.Interop.Tests.Tcp;
+using MeshNet.TestSupport.Interop;
 using Xunit.Abstractions;
 
 namespace MeshNet.Interop.Tests.Relay;

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
-using MeshNet.Interop.Tests.Infrastructure;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
+using MeshNet.TestSupport.Interop;
 
 namespace MeshNet.Interop.Tests.Relay;
 

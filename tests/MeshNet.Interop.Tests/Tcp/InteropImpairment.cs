@@ -1,6 +1,6 @@
 using System.Globalization;
-using MeshNet.Interop.Tests.Infrastructure;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
+using MeshNet.TestSupport.Interop;
 
 namespace MeshNet.Interop.Tests.Tcp;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using MeshNet.Interop.Tests.Infrastructure;
+using MeshNet.TestSupport.Interop;
 
 namespace MeshNet.Interop.Tests.Tcp;
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using MeshNet.Interop.Tests.Infrastructure;
+using MeshNet.TestSupport.Interop;
 using MeshNet.Userspace.Stack;
 using Xunit.Abstractions;
 

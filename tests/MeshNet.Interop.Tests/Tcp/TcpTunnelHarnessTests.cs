@@ -1,6 +1,8 @@
 using MeshNet.Interop.Tests.Infrastructure;
 using MeshNet.Interop.Tests.WireGuard;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
+using MeshNet.TestSupport.Interop;
+using MeshNet.TestSupport.Packets;
 using Xunit.Abstractions;
 
 namespace MeshNet.Interop.Tests.Tcp;

@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using MeshNet.Interop.Tests.Infrastructure;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
+using MeshNet.TestSupport.Interop;
+using MeshNet.TestSupport.Packets;
 using MeshNet.Userspace.WireGuard;
 
 namespace MeshNet.Interop.Tests.WireGuard;

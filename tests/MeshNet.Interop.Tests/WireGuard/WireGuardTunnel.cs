@@ -1,8 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
-using MeshNet.Interop.Tests.Infrastructure;
 using MeshNet.Interop.Tests.Relay;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Impairment;
+using MeshNet.TestSupport.Interop;
+using MeshNet.TestSupport.Packets;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.WireGuard;

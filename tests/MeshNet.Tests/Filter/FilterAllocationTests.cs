@@ -1,5 +1,5 @@
-using MeshNet.Tests.Shared;
 using MeshNet.Filter;
+using MeshNet.TestSupport;
 using MeshNet.Userspace.Stack;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;

@@ -1,5 +1,5 @@
-using MeshNet.Tests.Shared;
 using System.Runtime.InteropServices;
+using MeshNet.TestSupport;
 using MeshNet.Userspace.Crypto;
 
 namespace MeshNet.Userspace.Tests.Crypto;

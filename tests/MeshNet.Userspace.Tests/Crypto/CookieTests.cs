@@ -1,11 +1,11 @@
-using MeshNet.Tests.Shared;
 using System.Buffers.Binary;
+using MeshNet.TestSupport;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
+using MeshNet.Userspace.Net;
 using MeshNet.Userspace.WireGuard;
 using Microsoft.Extensions.Time.Testing;
 using NSec.Cryptography;
-using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.Crypto;
 

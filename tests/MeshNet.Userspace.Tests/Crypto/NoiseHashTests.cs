@@ -1,4 +1,4 @@
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport;
 using MeshNet.Userspace.Crypto;
 
 namespace MeshNet.Userspace.Tests.Crypto;

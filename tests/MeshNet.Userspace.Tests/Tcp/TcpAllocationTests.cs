@@ -1,4 +1,4 @@
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport;
 using MeshNet.Userspace.Stack.Tcp;
 
 namespace MeshNet.Userspace.Tests.Tcp;

@@ -1,5 +1,5 @@
-using MeshNet.Tests.Shared;
 using System.Net;
+using MeshNet.TestSupport;
 using MeshNet.Userspace.WireGuard;
 
 namespace MeshNet.Userspace.Tests.WireGuard;

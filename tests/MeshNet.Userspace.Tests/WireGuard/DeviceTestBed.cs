@@ -1,12 +1,12 @@
 using System.Collections.Concurrent;
 using System.Net;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Packets;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Link;
+using MeshNet.Userspace.Net;
 using MeshNet.Userspace.WireGuard;
 using Microsoft.Extensions.Time.Testing;
-using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.WireGuard;
 

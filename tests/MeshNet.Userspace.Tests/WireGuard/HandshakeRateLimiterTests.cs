@@ -1,8 +1,8 @@
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport;
 using MeshNet.Userspace.Conn;
+using MeshNet.Userspace.Net;
 using MeshNet.Userspace.WireGuard;
 using Microsoft.Extensions.Time.Testing;
-using MeshNet.Userspace.Net;
 
 namespace MeshNet.Userspace.Tests.WireGuard;
 

@@ -1,4 +1,4 @@
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport;
 using MeshNet.Userspace.WireGuard;
 
 namespace MeshNet.Userspace.Tests.WireGuard;

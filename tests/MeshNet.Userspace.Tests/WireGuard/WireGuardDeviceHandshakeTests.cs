@@ -1,5 +1,5 @@
 using System.Net;
-using MeshNet.Tests.Shared;
+using MeshNet.TestSupport.Packets;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.WireGuard;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>
 /// A Linux network namespace named <c>mnt{pid}-{n}</c> (see <see cref="RunId"/>) with

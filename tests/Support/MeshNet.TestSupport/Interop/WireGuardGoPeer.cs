@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>
 /// A real wireguard-go (<c>wireguard-go -f mnw{pid}-{n}</c>) running inside a
@@ -59,7 +59,7 @@ public sealed class WireGuardGoPeer : IAsyncDisposable
     public int ProcessId => _process.Id;
 
     /// <summary>The 0700 directory key files are briefly written to (deleted on disposal).</summary>
-    internal string KeyDirectoryPath => _keyDirectory.FullName;
+    public string KeyDirectoryPath => _keyDirectory.FullName;
 
     /// <summary>Starts wireguard-go in <paramref name="ns"/>, sets its key and port, assigns the addresses and MTU and brings the interface up.</summary>
     /// <exception cref="InteropPrerequisiteException">Not root, or <c>ip</c>, <c>wg</c> or <c>wireguard-go</c> is missing.</exception>

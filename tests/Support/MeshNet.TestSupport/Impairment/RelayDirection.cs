@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
-namespace MeshNet.Tests.Shared;
+namespace MeshNet.TestSupport.Impairment;
 
 /// <summary>
 /// One side of an <see cref="ImpairmentRelay"/>: its socket and the peer it forwards to (told,

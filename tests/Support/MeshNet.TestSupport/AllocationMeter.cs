@@ -1,4 +1,4 @@
-namespace MeshNet.Tests.Shared;
+namespace MeshNet.TestSupport;
 
 /// <summary>
 /// Measures what code allocates on the calling thread, as the least of a few runs. Code the JIT
@@ -6,7 +6,7 @@ namespace MeshNet.Tests.Shared;
 /// installed, on a busy machine even after a warm-up; an allocation made on every call shows in
 /// every run, so the least run is the honest figure.
 /// </summary>
-internal static class AllocationMeter
+public static class AllocationMeter
 {
     /// <summary>The fewest bytes <paramref name="action"/> allocated in up to <paramref name="runs"/> runs (stops at the first run that allocated nothing).</summary>
     public static long LeastOf(int runs, Action action)

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
-namespace MeshNet.Tests.Shared;
+namespace MeshNet.TestSupport.Impairment;
 
 /// <summary>A datagram waiting in a <see cref="DatagramScheduler"/>: a pooled copy and what to do with it.</summary>
 /// <param name="Buffer">Rented from the direction's <see cref="DatagramBufferPool"/>; returned by the scheduler after sending.</param>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>
 /// Removes what crashed runs left behind: namespaces (<c>mnt</c>), root-namespace links

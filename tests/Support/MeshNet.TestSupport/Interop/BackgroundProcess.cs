@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>
 /// A long-running command (wireguard-go in the foreground, <c>iperf3 -s</c>, <c>socat</c>, ...)

@@ -1,4 +1,4 @@
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>How <see cref="WireGuardGoPeer.StartAsync"/> configures a wireguard-go interface.</summary>
 public sealed record WireGuardGoPeerOptions

@@ -1,8 +1,9 @@
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>Runs an action on <see cref="DisposeAsync"/>, for synchronous resources kept in a list of <see cref="IAsyncDisposable"/>.</summary>
-internal sealed class DisposeAction(Action dispose) : IAsyncDisposable
+public sealed class DisposeAction(Action dispose) : IAsyncDisposable
 {
+    /// <summary>Runs the action.</summary>
     public ValueTask DisposeAsync()
     {
         dispose();

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>One peer line of <c>wg show IFNAME dump</c>.</summary>
 /// <param name="PublicKey">The peer's public key, base64.</param>

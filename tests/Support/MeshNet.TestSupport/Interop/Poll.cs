@@ -1,4 +1,4 @@
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>Waits for a condition by polling with a deadline (never a bare fixed sleep).</summary>
 public static class Poll

@@ -2,18 +2,25 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 
-namespace MeshNet.Tests.Shared;
+namespace MeshNet.TestSupport.Packets;
 
 /// <summary>
 /// Builds and parses well-formed IPv4/IPv6 packets (UDP and ICMP echo) with correct
 /// checksums, so tests can exchange real packets with a Linux kernel through a tunnel.
-/// Test-only code shared by the test projects.
+/// Test-only code shared by the test projects (and compiled into the WireGuardPing sample).
 /// </summary>
-internal static class IpPacketBuilder
+public static class IpPacketBuilder
 {
+    /// <summary>The IP protocol number of ICMP.</summary>
     public const byte ProtocolIcmp = 1;
+
+    /// <summary>The IP protocol number of TCP.</summary>
     public const byte ProtocolTcp = 6;
+
+    /// <summary>The IP protocol number of UDP.</summary>
     public const byte ProtocolUdp = 17;
+
+    /// <summary>The IP protocol number of ICMPv6.</summary>
     public const byte ProtocolIcmpV6 = 58;
 
     /// <summary>An IPv4 or IPv6 UDP packet, depending on the address family.</summary>

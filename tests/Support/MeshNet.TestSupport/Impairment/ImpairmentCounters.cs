@@ -1,11 +1,11 @@
-namespace MeshNet.Tests.Shared;
+namespace MeshNet.TestSupport.Impairment;
 
 /// <summary>
 /// Live counters of one direction of an <see cref="ImpairmentRelay"/>. Each value only grows;
 /// reads are lock-free and may be mutually a little out of step while datagrams flow (take a
 /// <see cref="Snapshot"/> after the traffic stopped for exact sums).
 /// </summary>
-internal sealed class ImpairmentCounters
+public sealed class ImpairmentCounters
 {
     private long _received;
     private long _forwarded;
@@ -90,39 +90,4 @@ internal sealed class ImpairmentCounters
     internal void OnNoPeer() => Interlocked.Increment(ref _noPeer);
 
     internal void OnSendError() => Interlocked.Increment(ref _sendErrors);
-}
-
-/// <summary>A snapshot of <see cref="ImpairmentCounters"/>.</summary>
-internal sealed record ImpairmentStats(
-    long Received,
-    long Forwarded,
-    long Dropped,
-    long DroppedLarge,
-    long LossBursts,
-    long Duplicated,
-    long Reordered,
-    long Delayed,
-    long NoPeer,
-    long SendErrors)
-{
-    /// <summary>The mean length of a run of consecutive drops; 0 when nothing was dropped.</summary>
-    public double MeanLossBurst => LossBursts == 0 ? 0 : (double)Dropped / LossBursts;
-
-    /// <summary>The difference <c>this - earlier</c>, counter by counter.</summary>
-    public ImpairmentStats Minus(ImpairmentStats earlier) => new(
-        Received - earlier.Received,
-        Forwarded - earlier.Forwarded,
-        Dropped - earlier.Dropped,
-        DroppedLarge - earlier.DroppedLarge,
-        LossBursts - earlier.LossBursts,
-        Duplicated - earlier.Duplicated,
-        Reordered - earlier.Reordered,
-        Delayed - earlier.Delayed,
-        NoPeer - earlier.NoPeer,
-        SendErrors - earlier.SendErrors);
-
-    /// <inheritdoc />
-    public override string ToString() =>
-        $"received={Received} forwarded={Forwarded} dropped={Dropped} (large {DroppedLarge}, bursts {LossBursts}) " +
-        $"duplicated={Duplicated} reordered={Reordered} delayed={Delayed} noPeer={NoPeer} sendErrors={SendErrors}";
 }

@@ -1,4 +1,4 @@
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>
 /// What interop tests need from the machine: Linux, root, usable network namespaces
@@ -7,7 +7,7 @@ namespace MeshNet.Interop.Tests.Infrastructure;
 /// </summary>
 /// <remarks>
 /// <para>Policy. On a developer machine that lacks something, interop tests are skipped with
-/// the reason (<see cref="InteropFactAttribute"/>). When the environment variable <c>CI</c> is
+/// the reason (<c>InteropFact</c> in MeshNet.Interop.Tests). When the environment variable <c>CI</c> is
 /// <c>true</c> (set by <c>.ci/run</c>), nothing is skipped: a missing prerequisite must not let
 /// CI go green silently, so the test runs and <see cref="Require"/> (called by every fixture:
 /// <see cref="NetworkNamespace.CreateAsync"/>, <see cref="WireGuardGoPeer.StartAsync"/>, ...)
@@ -132,6 +132,3 @@ public static class Prerequisites
         }
     }
 }
-
-/// <summary>A prerequisite of an interop test is missing (see <see cref="Prerequisites"/>).</summary>
-public sealed class InteropPrerequisiteException(string message) : Exception(message);

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace MeshNet.Interop.Tests.Infrastructure;
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>
 /// Picks the outer subnets of veth pairs: an IPv4 /30 in 10.0.0.0/8 and an IPv6 /64 in

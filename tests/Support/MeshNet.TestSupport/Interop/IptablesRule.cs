@@ -1,14 +1,4 @@
-namespace MeshNet.Interop.Tests.Infrastructure;
-
-/// <summary>The iptables flavour of an <see cref="IptablesRule"/>.</summary>
-public enum IptablesFamily
-{
-    /// <summary><c>iptables</c>.</summary>
-    IPv4,
-
-    /// <summary><c>ip6tables</c>.</summary>
-    IPv6,
-}
+namespace MeshNet.TestSupport.Interop;
 
 /// <summary>
 /// An iptables rule added inside a <see cref="NetworkNamespace"/> (never the root namespace,
