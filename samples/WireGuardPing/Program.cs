@@ -6,7 +6,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Threading.Channels;
 using MeshNet.Samples.WireGuardPing;
-using MeshNet.TestSupport.Packets;
 using MeshNet.Userspace.Conn;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Link;
@@ -51,7 +50,7 @@ try
         {
             var payload = new byte[56];
             var clock = Stopwatch.StartNew();
-            device.WritePacket(IpPacketBuilder.EchoRequest(source, destination, 0x4D4E, sequence, payload));
+            device.WritePacket(IcmpEcho.Request(source, destination, 0x4D4E, sequence, payload));
             if (await WaitForReplyAsync(inbox.Reader, sequence, TimeSpan.FromSeconds(10)))
             {
                 answered++;
@@ -82,7 +81,7 @@ static async Task<bool> WaitForReplyAsync(ChannelReader<byte[]> inbox, ushort se
         while (true)
         {
             var packet = await inbox.ReadAsync(cts.Token);
-            if (IpPacketBuilder.IsEchoReply(packet, 0x4D4E, sequence, out _))
+            if (IcmpEcho.IsReply(packet, 0x4D4E, sequence))
             {
                 return true;
             }

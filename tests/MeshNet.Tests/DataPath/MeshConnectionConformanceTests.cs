@@ -1,6 +1,6 @@
 using MeshNet.Tests.Support;
+using MeshNet.TestSupport.Conformance;
 using MeshNet.Userspace.Stack;
-using MeshNet.Userspace.Tests.Stack.Conformance;
 
 namespace MeshNet.Tests.DataPath;
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using MeshNet.TestSupport.Conformance;
 
 namespace MeshNet.Userspace.Tests.Stack.Conformance;
 

@@ -1,6 +1,7 @@
 // The conformance suite wired to MeshNet's userspace TCP: every test of the suite must pass, as
 // it does against NetworkStream; what differs between the two is declared by the hook overrides.
 using System.Net;
+using MeshNet.TestSupport.Conformance;
 using MeshNet.Userspace.Link;
 using MeshNet.Userspace.Stack;
 

@@ -7,7 +7,7 @@ namespace MeshNet.TestSupport.Packets;
 /// <summary>
 /// Builds and parses well-formed IPv4/IPv6 packets (UDP and ICMP echo) with correct
 /// checksums, so tests can exchange real packets with a Linux kernel through a tunnel.
-/// Test-only code shared by the test projects (and compiled into the WireGuardPing sample).
+/// Test-only code shared by the test projects.
 /// </summary>
 public static class IpPacketBuilder
 {

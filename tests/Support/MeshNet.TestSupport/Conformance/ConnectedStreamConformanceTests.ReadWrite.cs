@@ -1,8 +1,10 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
+using FluentAssertions;
+using Xunit;
 
-namespace MeshNet.Userspace.Tests.Stack.Conformance;
+namespace MeshNet.TestSupport.Conformance;
 
 // Data transfer: every API shape, every size, write/read granularity, offsets, zero-byte
 // operations, CopyTo, flush.
@@ -285,6 +287,7 @@ public abstract partial class ConnectedStreamConformanceTests
         }
     }
 
+    /// <summary>Sizes around CopyTo's 81,920-byte buffer (and one over 1 MiB) × CopyTo or CopyToAsync.</summary>
     public static TheoryData<int, bool> CopyToCases()
     {
         var data = new TheoryData<int, bool>();

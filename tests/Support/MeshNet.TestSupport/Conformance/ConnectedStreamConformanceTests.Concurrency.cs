@@ -1,6 +1,8 @@
 using System.Text;
+using FluentAssertions;
+using Xunit;
 
-namespace MeshNet.Userspace.Tests.Stack.Conformance;
+namespace MeshNet.TestSupport.Conformance;
 
 // Concurrent use: both directions at once, parallel reads / writes, many connections,
 // continuation scheduling of ReadAsync (contexts, execution context, inline execution).
@@ -279,6 +281,7 @@ public abstract partial class ConnectedStreamConformanceTests
         }
     }
 
+    /// <summary>Whether the execution context flows × ConfigureAwait (not called, false, true), for the continuation tests.</summary>
     public static TheoryData<bool, bool?> ContinuationCases()
     {
         var data = new TheoryData<bool, bool?>();

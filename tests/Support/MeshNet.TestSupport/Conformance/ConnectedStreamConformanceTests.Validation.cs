@@ -1,4 +1,7 @@
-namespace MeshNet.Userspace.Tests.Stack.Conformance;
+using FluentAssertions;
+using Xunit;
+
+namespace MeshNet.TestSupport.Conformance;
 
 // CA2022 (inexact read): the reads here are expected to throw, their count is irrelevant.
 #pragma warning disable CA2022

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text;
+using FluentAssertions;
+using Xunit;
 
-namespace MeshNet.Userspace.Tests.Stack.Conformance;
+namespace MeshNet.TestSupport.Conformance;
 
 // CA2022 (inexact read): the reads here are expected to throw, their count is irrelevant.
 #pragma warning disable CA2022
@@ -189,6 +191,7 @@ public abstract partial class ConnectedStreamConformanceTests
         AssertSameBytes(data, await read, "data written under backpressure");
     }
 
+    /// <summary>The synchronous read shapes that ReadTimeout bounds (the APM ones are left out).</summary>
     public static TheoryData<ReadWriteMode> SyncReadModes => new(ReadWriteMode.SyncArray, ReadWriteMode.SyncSpan, ReadWriteMode.SyncByte);
 
     [Theory]

@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
+using FluentAssertions;
+using Xunit;
 
-namespace MeshNet.Userspace.Tests.Stack.Conformance;
+namespace MeshNet.TestSupport.Conformance;
 
 /// <summary>The API shape a read or a write goes through.</summary>
 public enum ReadWriteMode
@@ -530,16 +532,21 @@ public abstract partial class ConnectedStreamConformanceTests
     /// <summary>An awaitable that always resumes on the thread pool (with no synchronization context).</summary>
     protected readonly struct ThreadPoolAwaitable : ICriticalNotifyCompletion
     {
+        /// <summary>Always false: awaiting always moves to the thread pool.</summary>
         public bool IsCompleted => false;
 
+        /// <summary>The awaiter: the awaitable itself.</summary>
         public ThreadPoolAwaitable GetAwaiter() => this;
 
+        /// <summary>Nothing to return: the await only changes threads.</summary>
         public void GetResult()
         {
         }
 
+        /// <summary>Queues <paramref name="continuation"/> to the thread pool (flowing the execution context).</summary>
         public void OnCompleted(Action continuation) => ThreadPool.QueueUserWorkItem(static c => c(), continuation, preferLocal: false);
 
+        /// <summary>Queues <paramref name="continuation"/> to the thread pool (without the execution context).</summary>
         public void UnsafeOnCompleted(Action continuation) => ThreadPool.UnsafeQueueUserWorkItem(static c => c(), continuation, preferLocal: false);
     }
 }

@@ -1,6 +1,8 @@
 using System.Text;
+using FluentAssertions;
+using Xunit;
 
-namespace MeshNet.Userspace.Tests.Stack.Conformance;
+namespace MeshNet.TestSupport.Conformance;
 
 // End of stream, dispose (graceful close, with data in flight, with operations pending),
 // writes to a closed peer, half-close.

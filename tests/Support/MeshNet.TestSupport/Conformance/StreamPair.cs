@@ -1,4 +1,4 @@
-namespace MeshNet.Userspace.Tests.Stack.Conformance;
+namespace MeshNet.TestSupport.Conformance;
 
 /// <summary>
 /// Two streams connected to each other: what is written to one is read from the other, in both
