@@ -1,8 +1,7 @@
-using System.Data;
 using System.Globalization;
-using System.Net;
 using MeshNet.Coordination.Storage;
 using Npgsql;
+using static MeshNet.Coordination.PostgreSql.PostgresCommands;
 
 namespace MeshNet.Coordination.PostgreSql;
 
@@ -31,21 +30,18 @@ namespace MeshNet.Coordination.PostgreSql;
 /// exception propagates, and the caller retries with the same idempotency key.</para>
 /// <para>Ownership: the store disposes the data sources it created, never one it was given.</para>
 /// </remarks>
-public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoordinationLeaseStore, IAsyncDisposable, IDisposable
+public sealed class PostgresCoordinationStore : ICoordinationStore, ICoordinationLeaseStore, IAsyncDisposable, IDisposable
 {
-    private const string NodeColumns =
-        "id, tailnet, node_key, name, hostname, ipv4, ipv6, tags, ephemeral, key_expiry, created, last_seen, auth_key_id, user_name, " +
-        "online, endpoints, instance, revision, tags_revision";
-    private const string AuthKeyColumns = "id, tailnet, secret_hash, reusable, ephemeral, tags, created, expires, uses, revoked, description, user_name";
-    private const string TailnetColumns = "name, domain, created, node_key_lifetime_ms";
-
-    /// <summary>The database's clock at millisecond precision (as every stored instant): the time of the transaction's start.</summary>
-    private const string DbNow = "date_trunc('milliseconds', now())";
-
-    private readonly NpgsqlDataSource _dataSource;
-    private readonly NpgsqlDataSource _renewalSource;
-    private readonly bool _ownsDataSources;
-    private int _disposed;
+    // A facade over parts that each own their tables and statements and hold nothing but the
+    // shared connections (and the fencing, for the parts that write a tailnet). The store owns the
+    // connections, the only state that changes: both pools and the disposed flag. The schema and
+    // the server key, which concern the whole database, stay here.
+    private readonly PostgresConnections _connections;
+    private readonly PostgresFencing _fencing;
+    private readonly PostgresTailnetStore _tailnets;
+    private readonly PostgresNodeStore _nodes;
+    private readonly PostgresLeaseStore _leases;
+    private readonly PostgresIncidentStore _incidents;
 
     /// <summary>
     /// Creates the store on the database of <paramref name="connectionString"/> (a multi-host
@@ -56,32 +52,8 @@ public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoo
     /// <param name="options">Session settings and the renewal pool's size; default <see cref="PostgresStoreOptions"/>'s defaults.</param>
     /// <exception cref="ArgumentException">The connection string or an option is invalid.</exception>
     public PostgresCoordinationStore(string connectionString, PostgresStoreOptions? options = null)
+        : this(CreateConnections(connectionString, options))
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
-        options ??= new PostgresStoreOptions();
-        options.Validate();
-        var main = new NpgsqlConnectionStringBuilder(PrepareConnectionString(connectionString, options));
-        if (string.IsNullOrEmpty(main.ApplicationName))
-        {
-            main.ApplicationName = "meshnet-coordination";
-        }
-        var renewal = new NpgsqlConnectionStringBuilder(main.ConnectionString)
-        {
-            MaxPoolSize = options.RenewalPoolSize,
-            MinPoolSize = 0,
-            ApplicationName = main.ApplicationName + " renewals",
-        };
-        _dataSource = NpgsqlDataSource.Create(main);
-        try
-        {
-            _renewalSource = NpgsqlDataSource.Create(renewal);
-        }
-        catch
-        {
-            _dataSource.Dispose();
-            throw;
-        }
-        _ownsDataSources = true;
     }
 
     /// <summary>
@@ -97,11 +69,18 @@ public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoo
     /// <paramref name="dataSource"/>, where a busy pool can delay renewals.
     /// </param>
     public PostgresCoordinationStore(NpgsqlDataSource dataSource, NpgsqlDataSource? renewalDataSource = null)
+        : this(PostgresConnections.Borrow(dataSource, renewalDataSource))
     {
-        ArgumentNullException.ThrowIfNull(dataSource);
-        _dataSource = dataSource;
-        _renewalSource = renewalDataSource ?? dataSource;
-        _ownsDataSources = false;
+    }
+
+    private PostgresCoordinationStore(PostgresConnections connections)
+    {
+        _connections = connections;
+        _fencing = new PostgresFencing(connections);
+        _tailnets = new PostgresTailnetStore(connections, _fencing);
+        _nodes = new PostgresNodeStore(connections, _fencing);
+        _leases = new PostgresLeaseStore(connections);
+        _incidents = new PostgresIncidentStore(connections);
     }
 
     /// <summary>
@@ -131,7 +110,7 @@ public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoo
     /// <inheritdoc />
     public Task<int> InitializeAsync(CancellationToken cancellationToken) =>
         // Safe to run again from the start on a broken connection: each step re-reads the version.
-        RunAsync(Retry.Once, async (connection, _) =>
+        _connections.RunAsync(Retry.Once, async (connection, _) =>
         {
             while (true)
             {
@@ -161,7 +140,7 @@ public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoo
                         .ConfigureAwait(false);
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 }
-                catch (PostgresException exception) when (!ConnectionBroke(exception))
+                catch (PostgresException exception) when (!PostgresConnections.ConnectionBroke(exception))
                 {
                     throw new StoreSchemaException($"Schema migration {next.Version} failed: {exception.Message}", exception);
                 }
@@ -172,7 +151,7 @@ public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoo
     public Task<byte[]> GetOrAddServerKeyAsync(ReadOnlyMemory<byte> candidate, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var secret = candidate.ToArray();
-        return RunAsync(Retry.Once, async (connection, _) =>
+        return _connections.RunAsync(Retry.Once, async (connection, _) =>
         {
             // Two statements: the SELECT must see a key committed by a concurrent caller while the
             // INSERT waited on it (one statement would read the snapshot from before).
@@ -183,259 +162,217 @@ public sealed partial class PostgresCoordinationStore : ICoordinationStore, ICoo
     }
 
     /// <inheritdoc />
-    public Task<bool> TryCreateTailnetAsync(StoredTailnet tailnet, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(tailnet);
-        return RunAsync(Retry.Once, async (connection, attempt) =>
-        {
-            await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
-            if (await ExecuteAsync(connection, transaction,
-                $"INSERT INTO tailnets ({TailnetColumns}) VALUES (@n, @d, @c, @l) ON CONFLICT (name) DO NOTHING;", cancellationToken,
-                ("@n", tailnet.Name), ("@d", tailnet.Domain), ("@c", Stamp(tailnet.Created)), ("@l", (long)tailnet.NodeKeyLifetime.TotalMilliseconds))
-                .ConfigureAwait(false) != 1)
-            {
-                return false;
-            }
-            await ExecuteAsync(connection, transaction, "INSERT INTO tailnet_leases (tailnet) VALUES (@n);", cancellationToken, ("@n", tailnet.Name))
-                .ConfigureAwait(false);
-            await CommitAsync(transaction, attempt, cancellationToken).ConfigureAwait(false);
-            return true;
-        }, cancellationToken);
-    }
+    public Task<bool> TryCreateTailnetAsync(StoredTailnet tailnet, CancellationToken cancellationToken) =>
+        _tailnets.TryCreateTailnetAsync(tailnet, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<StoredTailnet?> GetTailnetAsync(string name, CancellationToken cancellationToken)
-    {
-        var list = await QueryAsync($"SELECT {TailnetColumns} FROM tailnets WHERE name = @n;", ReadTailnet, cancellationToken, ("@n", name))
-            .ConfigureAwait(false);
-        return list.Count == 0 ? null : list[0];
-    }
+    public Task<StoredTailnet?> GetTailnetAsync(string name, CancellationToken cancellationToken) => _tailnets.GetTailnetAsync(name, cancellationToken);
 
     /// <inheritdoc />
-    public Task<IReadOnlyList<StoredTailnet>> ListTailnetsAsync(CancellationToken cancellationToken) =>
-        QueryAsync($"SELECT {TailnetColumns} FROM tailnets ORDER BY name;", ReadTailnet, cancellationToken);
+    public Task<IReadOnlyList<StoredTailnet>> ListTailnetsAsync(CancellationToken cancellationToken) => _tailnets.ListTailnetsAsync(cancellationToken);
 
     /// <inheritdoc />
-    public Task<FencedResult<bool>> DeleteTailnetAsync(TailnetFence fence, CancellationToken cancellationToken)
-    {
-        ValidateFence(fence);
-        return RunAsync(Retry.Once, async (connection, attempt) =>
-        {
-            await using var transaction = await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
-            var revision = await AdvanceAsync(connection, transaction, fence, cancellationToken).ConfigureAwait(false);
-            if (revision is null)
-            {
-                return FencedResult<bool>.Fenced(false);
-            }
-            int deleted = await ExecuteAsync(connection, transaction, "DELETE FROM tailnets WHERE name = @n;", cancellationToken, ("@n", fence.Tailnet))
-                .ConfigureAwait(false);
-            await CommitAsync(transaction, attempt, cancellationToken).ConfigureAwait(false);
-            return new FencedResult<bool>(FencedStatus.Committed, revision.Value, deleted == 1);
-        }, cancellationToken);
-    }
+    public Task<FencedResult<bool>> DeleteTailnetAsync(TailnetFence fence, CancellationToken cancellationToken) =>
+        _tailnets.DeleteTailnetAsync(fence, cancellationToken);
 
     /// <inheritdoc />
     public Task<StoredTailnetState?> LoadTailnetAsync(string tailnet, CancellationToken cancellationToken) =>
-        RunAsync(Retry.Once, async (connection, _) =>
-        {
-            // One snapshot: every query of a REPEATABLE READ transaction sees the same committed state.
-            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
-            await ExecuteAsync(connection, transaction, "SET TRANSACTION READ ONLY;", cancellationToken).ConfigureAwait(false);
-            var tailnets = await QueryAsync(connection, transaction, $"SELECT {TailnetColumns} FROM tailnets WHERE name = @n;", ReadTailnet,
-                cancellationToken, ("@n", tailnet)).ConfigureAwait(false);
-            if (tailnets.Count == 0)
-            {
-                return null;
-            }
-            var head = await QueryAsync(connection, transaction, "SELECT revision, log_floor FROM tailnet_leases WHERE tailnet = @n;",
-                reader => ((ulong)reader.GetInt64(0), (ulong)reader.GetInt64(1)), cancellationToken, ("@n", tailnet)).ConfigureAwait(false);
-            var (revision, floor) = head.Count == 0 ? (0UL, 0UL) : head[0];
-            var nodes = await QueryAsync(connection, transaction, $"SELECT {NodeColumns} FROM nodes WHERE tailnet = @t ORDER BY id;", ReadNode,
-                cancellationToken, ("@t", tailnet)).ConfigureAwait(false);
-            var policies = await QueryAsync(connection, transaction, "SELECT tailnet, text, version, updated, revision FROM policies WHERE tailnet = @t;",
-                ReadPolicy, cancellationToken, ("@t", tailnet)).ConfigureAwait(false);
-            var removals = await QueryAsync(connection, transaction,
-                "SELECT node_id, revision FROM tailnet_changes WHERE tailnet = @t AND kind = @k AND revision > @f ORDER BY revision;",
-                reader => ((ulong)reader.GetInt64(0), (ulong)reader.GetInt64(1)), cancellationToken,
-                ("@t", tailnet), ("@k", ChangeKinds.NodeRemoved), ("@f", (long)floor)).ConfigureAwait(false);
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return (StoredTailnetState?)new StoredTailnetState(tailnets[0], nodes, policies.Count == 0 ? null : policies[0], removals, revision, floor);
-        }, cancellationToken);
+        _tailnets.LoadTailnetAsync(tailnet, cancellationToken);
 
     /// <inheritdoc />
-    public Task<FencedResult<bool>> TryCreateAuthKeyAsync(TailnetFence fence, StoredAuthKey key, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        if (key.Tailnet != fence.Tailnet)
-        {
-            throw new ArgumentException("The auth key's tailnet must be the fence's.", nameof(key));
-        }
-        return FencedAsync(fence, ChangeKinds.AuthKeyCreated, async (connection, transaction, revision) =>
-        {
-            bool created = await ExecuteAsync(connection, transaction,
-                $"""
-                INSERT INTO auth_keys ({AuthKeyColumns})
-                SELECT @id, @t, @h, @r, @e, @tags, @c, @x, @u, @rv, @d, @user WHERE EXISTS (SELECT 1 FROM tailnets WHERE name = @t)
-                ON CONFLICT (id) DO NOTHING;
-                """, cancellationToken,
-                ("@id", key.Id), ("@t", key.Tailnet), ("@h", key.SecretHash), ("@r", key.Reusable), ("@e", key.Ephemeral),
-                ("@tags", key.Tags.ToArray()), ("@c", Stamp(key.Created)), ("@x", Stamp(key.Expires)), ("@u", key.Uses), ("@rv", key.Revoked),
-                ("@d", key.Description), ("@user", key.User)).ConfigureAwait(false) == 1;
-            return new WriteStep<bool>(created, created, 0, key.Id);
-        }, cancellationToken);
-    }
+    public Task<FencedResult<bool>> TryCreateAuthKeyAsync(TailnetFence fence, StoredAuthKey key, CancellationToken cancellationToken) =>
+        _tailnets.TryCreateAuthKeyAsync(fence, key, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<StoredAuthKey?> GetAuthKeyAsync(string id, CancellationToken cancellationToken)
-    {
-        var list = await QueryAsync($"SELECT {AuthKeyColumns} FROM auth_keys WHERE id = @id;", ReadAuthKey, cancellationToken, ("@id", id))
-            .ConfigureAwait(false);
-        return list.Count == 0 ? null : list[0];
-    }
+    public Task<StoredAuthKey?> GetAuthKeyAsync(string id, CancellationToken cancellationToken) => _tailnets.GetAuthKeyAsync(id, cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<StoredAuthKey>> ListAuthKeysAsync(string tailnet, CancellationToken cancellationToken) =>
-        QueryAsync($"SELECT {AuthKeyColumns} FROM auth_keys WHERE tailnet = @t ORDER BY created, id;", ReadAuthKey, cancellationToken, ("@t", tailnet));
+        _tailnets.ListAuthKeysAsync(tailnet, cancellationToken);
 
     /// <inheritdoc />
     public Task<FencedResult<bool>> RevokeAuthKeyAsync(TailnetFence fence, string id, CancellationToken cancellationToken) =>
-        FencedAsync(fence, ChangeKinds.AuthKeyRevoked, async (connection, transaction, revision) =>
-        {
-            bool revoked = await ExecuteAsync(connection, transaction, "UPDATE auth_keys SET revoked = true WHERE id = @id AND tailnet = @t;",
-                cancellationToken, ("@id", id), ("@t", fence.Tailnet)).ConfigureAwait(false) == 1;
-            return new WriteStep<bool>(revoked, revoked, 0, id);
-        }, cancellationToken);
+        _tailnets.RevokeAuthKeyAsync(fence, id, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<StoredNode?> GetNodeByKeyAsync(ReadOnlyMemory<byte> nodeKey, CancellationToken cancellationToken)
-    {
-        var list = await QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE node_key = @k;", ReadNode, cancellationToken, ("@k", nodeKey.ToArray()))
-            .ConfigureAwait(false);
-        return list.Count == 0 ? null : list[0];
-    }
+    public Task<StoredNode?> GetNodeByKeyAsync(ReadOnlyMemory<byte> nodeKey, CancellationToken cancellationToken) =>
+        _nodes.GetNodeByKeyAsync(nodeKey, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<StoredNode?> GetNodeAsync(ulong id, CancellationToken cancellationToken)
-    {
-        var list = await QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE id = @id;", ReadNode, cancellationToken, ("@id", (long)id))
-            .ConfigureAwait(false);
-        return list.Count == 0 ? null : list[0];
-    }
+    public Task<StoredNode?> GetNodeAsync(ulong id, CancellationToken cancellationToken) => _nodes.GetNodeAsync(id, cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<StoredNode>> ListNodesAsync(string tailnet, CancellationToken cancellationToken) =>
-        QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE tailnet = @t ORDER BY id;", ReadNode, cancellationToken, ("@t", tailnet));
+        _nodes.ListNodesAsync(tailnet, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<long> CountNodesAsync(CancellationToken cancellationToken)
-    {
-        var list = await QueryAsync("SELECT COUNT(*) FROM nodes;", reader => reader.GetInt64(0), cancellationToken).ConfigureAwait(false);
-        return list[0];
-    }
+    public Task<long> CountNodesAsync(CancellationToken cancellationToken) => _nodes.CountNodesAsync(cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<string>> ListNamesWithPrefixAsync(string tailnet, string prefix, CancellationToken cancellationToken) =>
-        // Names are [a-z0-9-], all below '~' in the "C" collation of the column: a range scan of the (tailnet, name) index.
-        QueryAsync("SELECT name FROM nodes WHERE tailnet = @t AND name >= @p AND name < @p || '~';", reader => reader.GetString(0),
-            cancellationToken, ("@t", tailnet), ("@p", prefix));
+        _nodes.ListNamesWithPrefixAsync(tailnet, prefix, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Inserts of one tailnet are ordered by the fence, but a node key is unique across the
+    /// deployment: an insert racing one of another tailnet for the same key (or any insert the
+    /// checks did not see coming) fails on the unique index and is answered with the outcome
+    /// that names the constraint, as the checks would have.
+    /// </remarks>
+    public Task<FencedResult<NodeInsertResult>> InsertNodeAsync(TailnetFence fence, StoredNode node, CancellationToken cancellationToken) =>
+        _nodes.InsertNodeAsync(fence, node, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<FencedResult<NodeKeyUpdateOutcome>> UpdateNodeKeyAsync(TailnetFence fence, ulong id, ReadOnlyMemory<byte> expectedOldKey,
+        ReadOnlyMemory<byte> newKey, DateTimeOffset keyExpiry, string? authKeyId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        _nodes.UpdateNodeKeyAsync(fence, id, expectedOldKey, newKey, keyExpiry, authKeyId, now, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<FencedResult<bool>> SetKeyExpiryAsync(TailnetFence fence, ulong id, DateTimeOffset keyExpiry, CancellationToken cancellationToken) =>
+        _nodes.SetKeyExpiryAsync(fence, id, keyExpiry, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<FencedResult<bool>> UpdateNodeAsync(TailnetFence fence, ulong id, string hostname, IReadOnlyList<string> tags,
+        CancellationToken cancellationToken) =>
+        _nodes.UpdateNodeAsync(fence, id, hostname, tags, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>One round trip: a batch of one <c>UPDATE</c> per state, applied in order (as the SQLite store applies them).</remarks>
+    public Task<FencedResult<int>> UpdateLiveStateAsync(TailnetFence fence, IReadOnlyList<NodeLiveState> states, CancellationToken cancellationToken) =>
+        _nodes.UpdateLiveStateAsync(fence, states, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<FencedResult<bool>> DeleteNodeAsync(TailnetFence fence, ulong id, CancellationToken cancellationToken) =>
+        _nodes.DeleteNodeAsync(fence, id, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<StoredPolicy?> GetPolicyAsync(string tailnet, CancellationToken cancellationToken) => _tailnets.GetPolicyAsync(tailnet, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<FencedResult<StoredPolicy?>> SavePolicyAsync(TailnetFence fence, string text, DateTimeOffset now, CancellationToken cancellationToken) =>
+        _tailnets.SavePolicyAsync(fence, text, now, cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<StoredNode>> ListEphemeralNodesIdleSinceAsync(DateTimeOffset cutoff, int limit, CancellationToken cancellationToken) =>
-        QueryAsync(
-            $"SELECT {NodeColumns} FROM nodes WHERE ephemeral AND NOT online AND COALESCE(last_seen, created) < @c ORDER BY COALESCE(last_seen, created) LIMIT @l;",
-            ReadNode, cancellationToken, ("@c", Stamp(cutoff)), ("@l", limit));
+        _nodes.ListEphemeralNodesIdleSinceAsync(cutoff, limit, cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<StoredNode>> ListNodesWithKeyExpiryAsync(DateTimeOffset after, DateTimeOffset upTo, int limit,
         CancellationToken cancellationToken) =>
-        QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE key_expiry > @a AND key_expiry <= @u ORDER BY key_expiry LIMIT @l;",
-            ReadNode, cancellationToken, ("@a", Stamp(after)), ("@u", Stamp(upTo)), ("@l", limit));
+        _nodes.ListNodesWithKeyExpiryAsync(after, upTo, limit, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<StoredPolicy?> GetPolicyAsync(string tailnet, CancellationToken cancellationToken)
-    {
-        var list = await QueryAsync("SELECT tailnet, text, version, updated, revision FROM policies WHERE tailnet = @t;", ReadPolicy,
-            cancellationToken, ("@t", tailnet)).ConfigureAwait(false);
-        return list.Count == 0 ? null : list[0];
-    }
+    public Task<StoredChange?> FindChangeAsync(string tailnet, string idempotencyKey, CancellationToken cancellationToken) =>
+        _fencing.FindChangeAsync(tailnet, idempotencyKey, cancellationToken);
 
     /// <inheritdoc />
-    public Task<FencedResult<StoredPolicy?>> SavePolicyAsync(TailnetFence fence, string text, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        var updated = Stamp(now);
-        return FencedAsync<StoredPolicy?>(fence, ChangeKinds.PolicySaved, async (connection, transaction, revision) =>
-        {
-            var version = await ScalarAsync(connection, transaction,
-                """
-                INSERT INTO policies (tailnet, text, version, updated, revision)
-                SELECT @t, @x, 1, @u, @r WHERE EXISTS (SELECT 1 FROM tailnets WHERE name = @t)
-                ON CONFLICT (tailnet) DO UPDATE SET text = excluded.text, version = policies.version + 1, updated = excluded.updated,
-                    revision = excluded.revision
-                RETURNING version;
-                """, cancellationToken, ("@t", fence.Tailnet), ("@x", text), ("@u", updated), ("@r", (long)revision)).ConfigureAwait(false);
-            if (version is null)
-            {
-                return new WriteStep<StoredPolicy?>(false, null);
-            }
-            ulong saved = (ulong)(long)version;
-            var policy = new StoredPolicy(fence.Tailnet, text, saved, updated) { Revision = revision };
-            return new WriteStep<StoredPolicy?>(true, policy, 0, saved.ToString(CultureInfo.InvariantCulture));
-        }, cancellationToken);
-    }
+    public Task<IReadOnlyList<StoredChange>> ListChangesAsync(string tailnet, ulong afterRevision, int limit, CancellationToken cancellationToken) =>
+        _fencing.ListChangesAsync(tailnet, afterRevision, limit, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One statement. It raises the floor only of lease rows nobody holds locked
+    /// (<c>FOR UPDATE SKIP LOCKED</c>): a tailnet being written or renewed right now is pruned
+    /// next time, and pruning never waits on (nor deadlocks with) renewals, which lock many lease
+    /// rows too.
+    /// </remarks>
+    public Task<int> PruneChangesAsync(TimeSpan olderThan, int keep, CancellationToken cancellationToken) =>
+        _fencing.PruneChangesAsync(olderThan, keep, cancellationToken);
+
+    /// <inheritdoc />
+    public Task RegisterServerAsync(string serverId, string url, string instance, CancellationToken cancellationToken) =>
+        _leases.RegisterServerAsync(serverId, url, instance, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<bool> DeregisterServerAsync(string serverId, string instance, CancellationToken cancellationToken) =>
+        _leases.DeregisterServerAsync(serverId, instance, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One statement on the renewal pool, whatever the number of leases: the heartbeat and the
+    /// renewal of every lease of (<paramref name="serverId"/>, <paramref name="instance"/>), the
+    /// latter only when the former found the server's row still naming this instance. Its first
+    /// row (tailnet null) says the heartbeat was written; the others are the renewed leases. The
+    /// first heartbeat since the database started also records that time (the sticky period of
+    /// <see cref="ClaimAsync(LeaseClaim, CancellationToken)"/> runs from it).
+    /// </remarks>
+    public Task<LeaseRenewal> RenewAsync(string serverId, string instance, TimeSpan ttl, string load, CancellationToken cancellationToken) =>
+        _leases.RenewAsync(serverId, instance, ttl, load, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Candidates are read <c>FOR UPDATE SKIP LOCKED</c>: parallel claimers (on any server) never
+    /// wait on each other and never see the same row, so no lease is granted twice. The sticky
+    /// period runs from the first heartbeat that reached the database since it last started
+    /// (recorded per <c>pg_postmaster_start_time()</c> in <c>coordination_store_starts</c>; none yet
+    /// counts as now): after a
+    /// restart every lease looks expired, and previous owners get that long to renew, however long
+    /// crash recovery kept the database from accepting statements.
+    /// </remarks>
+    public Task<IReadOnlyList<LeaseGrant>> ClaimAsync(LeaseClaim claim, CancellationToken cancellationToken) =>
+        _leases.ClaimAsync(claim, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One statement: the compare-and-set on (owner, epoch), joined to the row as it was (locked
+    /// first) for the previous owner's instance and renewal time.
+    /// </remarks>
+    public Task<LeaseGrant?> HandOverAsync(string tailnet, string fromServer, ulong expectedEpoch, string toServer, string toInstance, TimeSpan ttl,
+        CancellationToken cancellationToken) =>
+        _leases.HandOverAsync(tailnet, fromServer, expectedEpoch, toServer, toInstance, ttl, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<bool> ReleaseAsync(string tailnet, string serverId, ulong epoch, CancellationToken cancellationToken) =>
+        _leases.ReleaseAsync(tailnet, serverId, epoch, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<StoredLease?> GetLeaseAsync(string tailnet, CancellationToken cancellationToken) => _leases.GetLeaseAsync(tailnet, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<StoredLease>> ListLeasesAsync(CancellationToken cancellationToken) => _leases.ListLeasesAsync(cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<StoredServer>> ListServersAsync(CancellationToken cancellationToken) => _leases.ListServersAsync(cancellationToken);
+
+    /// <inheritdoc />
+    public Task<bool> SetDrainingAsync(string serverId, bool draining, CancellationToken cancellationToken) =>
+        _leases.SetDrainingAsync(serverId, draining, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<bool> ReleaseQuarantineAsync(string tailnet, CancellationToken cancellationToken) => _leases.ReleaseQuarantineAsync(tailnet, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<bool> TryHoldRoleAsync(string role, string serverId, string instance, TimeSpan ttl, CancellationToken cancellationToken) =>
+        _leases.TryHoldRoleAsync(role, serverId, instance, ttl, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<string?> GetSettingAsync(string name, CancellationToken cancellationToken) => _leases.GetSettingAsync(name, cancellationToken);
+
+    /// <inheritdoc />
+    public Task SetSettingAsync(string name, string value, CancellationToken cancellationToken) => _leases.SetSettingAsync(name, value, cancellationToken);
+
+    /// <inheritdoc />
+    public Task OpenIncidentAsync(StoredIncident incident, CancellationToken cancellationToken) => _incidents.OpenIncidentAsync(incident, cancellationToken);
+
+    /// <inheritdoc />
+    public Task SaveIncidentTailnetAsync(StoredIncidentTailnet part, CancellationToken cancellationToken) =>
+        _incidents.SaveIncidentTailnetAsync(part, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<StoredIncident>> ListIncidentsAsync(int limit, CancellationToken cancellationToken) =>
+        _incidents.ListIncidentsAsync(limit, cancellationToken);
 
     /// <summary>Closes the data sources the store created (their pooled connections); one it was given stays open. Idempotent.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0 || !_ownsDataSources)
-        {
-            return;
-        }
-        await _renewalSource.DisposeAsync().ConfigureAwait(false);
-        await _dataSource.DisposeAsync().ConfigureAwait(false);
-    }
+    public ValueTask DisposeAsync() => _connections.DisposeAsync();
 
     /// <summary>Closes the data sources the store created (their pooled connections); one it was given stays open. Idempotent.</summary>
-    public void Dispose()
+    public void Dispose() => _connections.Dispose();
+
+    private static PostgresConnections CreateConnections(string connectionString, PostgresStoreOptions? options)
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0 || !_ownsDataSources)
-        {
-            return;
-        }
-        _renewalSource.Dispose();
-        _dataSource.Dispose();
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        options ??= new PostgresStoreOptions();
+        options.Validate();
+        return PostgresConnections.Create(PrepareConnectionString(connectionString, options), options.RenewalPoolSize);
     }
-
-    /// <summary>An instant as stored: UTC (what <c>timestamptz</c> takes), truncated to the millisecond as the SQLite store keeps it.</summary>
-    private static DateTimeOffset Stamp(DateTimeOffset value) => DateTimeOffset.FromUnixTimeMilliseconds(value.ToUnixTimeMilliseconds());
-
-    private static DateTimeOffset ReadStamp(NpgsqlDataReader reader, int ordinal) => reader.GetFieldValue<DateTimeOffset>(ordinal);
-
-    private static DateTimeOffset? ReadStampOrNull(NpgsqlDataReader reader, int ordinal) =>
-        reader.IsDBNull(ordinal) ? null : reader.GetFieldValue<DateTimeOffset>(ordinal);
-
-    private static string? ReadStringOrNull(NpgsqlDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
-
-    private static StoredTailnet ReadTailnet(NpgsqlDataReader reader) =>
-        new(reader.GetString(0), reader.GetString(1), ReadStamp(reader, 2), TimeSpan.FromMilliseconds(reader.GetInt64(3)));
-
-    private static StoredPolicy ReadPolicy(NpgsqlDataReader reader) =>
-        new(reader.GetString(0), reader.GetString(1), (ulong)reader.GetInt64(2), ReadStamp(reader, 3)) { Revision = (ulong)reader.GetInt64(4) };
-
-    private static StoredAuthKey ReadAuthKey(NpgsqlDataReader reader) =>
-        new(reader.GetString(0), reader.GetString(1), reader.GetFieldValue<byte[]>(2), reader.GetBoolean(3), reader.GetBoolean(4),
-            reader.GetFieldValue<string[]>(5), ReadStamp(reader, 6), ReadStamp(reader, 7), reader.GetInt32(8), reader.GetBoolean(9),
-            reader.GetString(10), reader.GetString(11));
-
-    private static StoredNode ReadNode(NpgsqlDataReader reader) =>
-        new((ulong)reader.GetInt64(0), reader.GetString(1), reader.GetFieldValue<byte[]>(2), reader.GetString(3), reader.GetString(4),
-            reader.GetFieldValue<IPAddress>(5), reader.GetFieldValue<IPAddress>(6), reader.GetFieldValue<string[]>(7), reader.GetBoolean(8),
-            ReadStamp(reader, 9), ReadStamp(reader, 10), ReadStampOrNull(reader, 11), ReadStringOrNull(reader, 12), reader.GetString(13))
-        {
-            Online = reader.GetBoolean(14),
-            Endpoints = reader.GetFieldValue<string[]>(15),
-            Instance = reader.GetString(16),
-            Revision = (ulong)reader.GetInt64(17),
-            TagsRevision = (ulong)reader.GetInt64(18),
-        };
 }

@@ -1,15 +1,27 @@
 using MeshNet.Coordination.Storage;
 using Npgsql;
+using static MeshNet.Coordination.PostgreSql.PostgresCommands;
 
 namespace MeshNet.Coordination.PostgreSql;
 
-public sealed partial class PostgresCoordinationStore
+/// <summary>
+/// The incident record on PostgreSQL: <c>coordination_incidents</c> (one header per incident) and
+/// <c>coordination_incident_tailnets</c> (each tailnet's part, replaced as it is measured). The
+/// incident half of <see cref="ICoordinationLeaseStore"/> for <see cref="PostgresCoordinationStore"/>.
+/// </summary>
+/// <remarks>
+/// Thread-safe and stateless but for the shared <see cref="PostgresConnections"/>, which it does
+/// not own; after they are disposed every call throws <see cref="ObjectDisposedException"/>. Every
+/// statement is idempotent (retried once on a broken connection).
+/// </remarks>
+/// <param name="connections">The store's connections (not owned).</param>
+internal sealed class PostgresIncidentStore(PostgresConnections connections)
 {
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.OpenIncidentAsync"/>
     public Task OpenIncidentAsync(StoredIncident incident, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(incident);
-        return ExecuteAsync(
+        return connections.ExecuteAsync(
             """
             INSERT INTO coordination_incidents (id, cause, subject, started_at, tailnets_total, nodes_total)
             VALUES (@id, @c, @s, @at, @t, @n) ON CONFLICT (id) DO NOTHING;
@@ -17,11 +29,11 @@ public sealed partial class PostgresCoordinationStore
             ("@t", incident.TailnetsTotal), ("@n", incident.NodesTotal));
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.SaveIncidentTailnetAsync"/>
     public Task SaveIncidentTailnetAsync(StoredIncidentTailnet part, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(part);
-        return ExecuteAsync(
+        return connections.ExecuteAsync(
             """
             INSERT INTO coordination_incident_tailnets (incident_id, tailnet, server, epoch, detect_ms, nodes_affected, nodes_resumed,
                 gap_node_seconds, median_gap_ms, max_gap_ms, mitigate_ms, refused_writes, severity, closed)
@@ -37,9 +49,9 @@ public sealed partial class PostgresCoordinationStore
             ("@c", part.Closed));
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.ListIncidentsAsync"/>
     public Task<IReadOnlyList<StoredIncident>> ListIncidentsAsync(int limit, CancellationToken cancellationToken) =>
-        RunAsync(Retry.Once, (connection, _) => ListIncidentsAsync(connection, limit, cancellationToken), cancellationToken);
+        connections.RunAsync(Retry.Once, (connection, _) => ListIncidentsAsync(connection, limit, cancellationToken), cancellationToken);
 
     private static async Task<IReadOnlyList<StoredIncident>> ListIncidentsAsync(NpgsqlConnection connection, int limit, CancellationToken cancellationToken)
     {

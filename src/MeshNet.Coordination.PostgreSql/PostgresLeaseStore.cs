@@ -1,41 +1,49 @@
 using MeshNet.Coordination.Storage;
 using Npgsql;
+using static MeshNet.Coordination.PostgreSql.PostgresCommands;
 
 namespace MeshNet.Coordination.PostgreSql;
 
-public sealed partial class PostgresCoordinationStore
+/// <summary>
+/// Who serves which tailnet, on PostgreSQL: the server directory (registration, heartbeats,
+/// draining), the lease columns of <c>tailnet_leases</c> (claims, renewals, handovers, releases,
+/// quarantine), the record of database starts that times the sticky period, cluster roles and
+/// cluster settings. The lease and server half of <see cref="ICoordinationLeaseStore"/> for
+/// <see cref="PostgresCoordinationStore"/>.
+/// </summary>
+/// <remarks>
+/// <para>Thread-safe and stateless but for the shared <see cref="PostgresConnections"/>, which it
+/// does not own; after they are disposed every call throws <see cref="ObjectDisposedException"/>.
+/// Renewals run on the renewal pool, everything else on the main pool.</para>
+/// <para>Expiry is always the database's clock (<c>now()</c>). Compare-and-set statements
+/// (handover, release, quarantine release) are never retried on a broken connection.</para>
+/// </remarks>
+/// <param name="connections">The store's connections (not owned).</param>
+internal sealed class PostgresLeaseStore(PostgresConnections connections)
 {
     private const string LeaseColumns =
         "l.tailnet, l.owner, l.owner_instance, s.url, l.epoch, l.expires_at - now(), l.revision, l.log_floor, l.quarantined, l.quarantine_reason, " +
         "l.granted_at, l.renewed_at, l.moved_at, now() - s.heartbeat_at";
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.RegisterServerAsync"/>
     public Task RegisterServerAsync(string serverId, string url, string instance, CancellationToken cancellationToken) =>
-        ExecuteAsync(
+        connections.ExecuteAsync(
             $"""
             INSERT INTO coordination_servers (id, url, instance, started_at, heartbeat_at) VALUES (@id, @u, @i, {DbNow}, {DbNow})
             ON CONFLICT (id) DO UPDATE SET url = excluded.url, instance = excluded.instance, started_at = excluded.started_at,
                 heartbeat_at = excluded.heartbeat_at, draining = false, stopped = false, load = '';
             """, cancellationToken, ("@id", serverId), ("@u", url), ("@i", instance));
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.DeregisterServerAsync"/>
     public async Task<bool> DeregisterServerAsync(string serverId, string instance, CancellationToken cancellationToken) =>
-        await ExecuteAsync("UPDATE coordination_servers SET stopped = true WHERE id = @id AND instance = @i;", cancellationToken,
+        await connections.ExecuteAsync("UPDATE coordination_servers SET stopped = true WHERE id = @id AND instance = @i;", cancellationToken,
             ("@id", serverId), ("@i", instance)).ConfigureAwait(false) == 1;
 
-    /// <inheritdoc />
-    /// <remarks>
-    /// One statement on the renewal pool, whatever the number of leases: the heartbeat and the
-    /// renewal of every lease of (<paramref name="serverId"/>, <paramref name="instance"/>), the
-    /// latter only when the former found the server's row still naming this instance. Its first
-    /// row (tailnet null) says the heartbeat was written; the others are the renewed leases. The
-    /// first heartbeat since the database started also records that time (the sticky period of
-    /// <see cref="ClaimAsync(LeaseClaim, CancellationToken)"/> runs from it).
-    /// </remarks>
+    /// <inheritdoc cref="PostgresCoordinationStore.RenewAsync"/>
     public async Task<LeaseRenewal> RenewAsync(string serverId, string instance, TimeSpan ttl, string load, CancellationToken cancellationToken)
     {
         // Idempotent: renewing again renews the same leases.
-        var rows = await RunAsync(Retry.Once, (connection, _) => QueryAsync(connection, null,
+        var rows = await connections.RunRenewalAsync(Retry.Once, (connection, _) => QueryAsync(connection, null,
             $"""
             WITH beat AS (
                 UPDATE coordination_servers SET heartbeat_at = {DbNow}, load = @l WHERE id = @id AND instance = @i RETURNING id
@@ -51,25 +59,16 @@ public sealed partial class PostgresCoordinationStore
             UNION ALL
             SELECT tailnet, epoch FROM renewed;
             """, reader => reader.IsDBNull(0) ? (HeldLease?)null : new HeldLease(reader.GetString(0), (ulong)reader.GetInt64(1)), cancellationToken,
-            ("@l", load), ("@id", serverId), ("@i", instance), ("@ttl", ttl)), cancellationToken, _renewalSource).ConfigureAwait(false);
+            ("@l", load), ("@id", serverId), ("@i", instance), ("@ttl", ttl)), cancellationToken).ConfigureAwait(false);
         bool registered = rows.Any(row => row is null);
         return new LeaseRenewal(registered ? rows.Where(row => row is not null).Select(row => row!.Value).ToList() : [], registered);
     }
 
-    /// <inheritdoc />
-    /// <remarks>
-    /// Candidates are read <c>FOR UPDATE SKIP LOCKED</c>: parallel claimers (on any server) never
-    /// wait on each other and never see the same row, so no lease is granted twice. The sticky
-    /// period runs from the first heartbeat that reached the database since it last started
-    /// (recorded per <c>pg_postmaster_start_time()</c> in <c>coordination_store_starts</c>; none yet
-    /// counts as now): after a
-    /// restart every lease looks expired, and previous owners get that long to renew, however long
-    /// crash recovery kept the database from accepting statements.
-    /// </remarks>
+    /// <inheritdoc cref="PostgresCoordinationStore.ClaimAsync"/>
     public Task<IReadOnlyList<LeaseGrant>> ClaimAsync(LeaseClaim claim, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(claim);
-        return RunAsync(Retry.Once, (connection, attempt) => ClaimAsync(connection, attempt, claim, cancellationToken), cancellationToken);
+        return connections.RunAsync(Retry.Once, (connection, attempt) => ClaimAsync(connection, attempt, claim, cancellationToken), cancellationToken);
     }
 
     private static async Task<IReadOnlyList<LeaseGrant>> ClaimAsync(NpgsqlConnection connection, Attempt attempt, LeaseClaim claim,
@@ -140,16 +139,12 @@ public sealed partial class PostgresCoordinationStore
         return grants;
     }
 
-    /// <inheritdoc />
-    /// <remarks>
-    /// One statement: the compare-and-set on (owner, epoch), joined to the row as it was (locked
-    /// first) for the previous owner's instance and renewal time.
-    /// </remarks>
+    /// <inheritdoc cref="PostgresCoordinationStore.HandOverAsync"/>
     public async Task<LeaseGrant?> HandOverAsync(string tailnet, string fromServer, ulong expectedEpoch, string toServer, string toInstance, TimeSpan ttl,
         CancellationToken cancellationToken)
     {
         // Not retried: run again after it took effect, the compare-and-set would fail.
-        var rows = await RunAsync(Retry.Never, (connection, _) => QueryAsync(connection, null,
+        var rows = await connections.RunAsync(Retry.Never, (connection, _) => QueryAsync(connection, null,
             $"""
             UPDATE tailnet_leases l SET owner = @to, owner_instance = @ti, epoch = l.epoch + 1, expires_at = now() + @ttl, granted_at = {DbNow},
                 renewed_at = {DbNow}, renewed_since_grant = true, moved_at = {DbNow}
@@ -163,53 +158,54 @@ public sealed partial class PostgresCoordinationStore
         return rows.Count == 0 ? null : new LeaseGrant(tailnet, expectedEpoch + 1, fromServer, rows[0].Instance, rows[0].Renewed, rows[0].Granted);
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.ReleaseAsync"/>
     public async Task<bool> ReleaseAsync(string tailnet, string serverId, ulong epoch, CancellationToken cancellationToken) =>
         // Not retried: run again after it took effect, it would find nothing to release.
-        await ExecuteAsync(Retry.Never,
+        await connections.ExecuteAsync(Retry.Never,
             """
             UPDATE tailnet_leases SET owner = NULL, owner_instance = NULL, expires_at = '1970-01-01 00:00:00+00'
             WHERE tailnet = @t AND owner = @id AND epoch = @e;
             """, cancellationToken, ("@t", tailnet), ("@id", serverId), ("@e", (long)epoch)).ConfigureAwait(false) == 1;
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.GetLeaseAsync"/>
     public async Task<StoredLease?> GetLeaseAsync(string tailnet, CancellationToken cancellationToken)
     {
-        var list = await QueryAsync($"SELECT {LeaseColumns} FROM tailnet_leases l LEFT JOIN coordination_servers s ON s.id = l.owner WHERE l.tailnet = @t;",
+        var list = await connections.QueryAsync(
+            $"SELECT {LeaseColumns} FROM tailnet_leases l LEFT JOIN coordination_servers s ON s.id = l.owner WHERE l.tailnet = @t;",
             ReadLease, cancellationToken, ("@t", tailnet)).ConfigureAwait(false);
         return list.Count == 0 ? null : list[0];
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.ListLeasesAsync"/>
     public Task<IReadOnlyList<StoredLease>> ListLeasesAsync(CancellationToken cancellationToken) =>
-        QueryAsync($"SELECT {LeaseColumns} FROM tailnet_leases l LEFT JOIN coordination_servers s ON s.id = l.owner ORDER BY l.tailnet;",
+        connections.QueryAsync($"SELECT {LeaseColumns} FROM tailnet_leases l LEFT JOIN coordination_servers s ON s.id = l.owner ORDER BY l.tailnet;",
             ReadLease, cancellationToken);
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.ListServersAsync"/>
     public Task<IReadOnlyList<StoredServer>> ListServersAsync(CancellationToken cancellationToken) =>
-        QueryAsync("SELECT id, url, instance, started_at, now() - heartbeat_at, draining, load, stopped FROM coordination_servers ORDER BY id;",
+        connections.QueryAsync("SELECT id, url, instance, started_at, now() - heartbeat_at, draining, load, stopped FROM coordination_servers ORDER BY id;",
             reader => new StoredServer(reader.GetString(0), reader.GetString(1), reader.GetString(2), ReadStamp(reader, 3),
                 reader.GetFieldValue<TimeSpan>(4), reader.GetBoolean(5), reader.GetString(6), reader.GetBoolean(7)),
             cancellationToken);
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.SetDrainingAsync"/>
     public async Task<bool> SetDrainingAsync(string serverId, bool draining, CancellationToken cancellationToken) =>
-        await ExecuteAsync("UPDATE coordination_servers SET draining = @d WHERE id = @id;", cancellationToken, ("@d", draining), ("@id", serverId))
+        await connections.ExecuteAsync("UPDATE coordination_servers SET draining = @d WHERE id = @id;", cancellationToken, ("@d", draining), ("@id", serverId))
             .ConfigureAwait(false) == 1;
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.ReleaseQuarantineAsync"/>
     public async Task<bool> ReleaseQuarantineAsync(string tailnet, CancellationToken cancellationToken) =>
         // Not retried: run again after it took effect, it would find nothing quarantined.
-        await ExecuteAsync(Retry.Never,
+        await connections.ExecuteAsync(Retry.Never,
             "UPDATE tailnet_leases SET quarantined = false, quarantine_reason = '', strike_at = NULL WHERE tailnet = @t AND quarantined;",
             cancellationToken, ("@t", tailnet)).ConfigureAwait(false) == 1;
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.TryHoldRoleAsync"/>
     public async Task<bool> TryHoldRoleAsync(string role, string serverId, string instance, TimeSpan ttl, CancellationToken cancellationToken)
     {
         // A row comes back when the role was inserted, kept or taken over: the caller holds it now
         // (idempotent: the holder keeps it).
-        var rows = await QueryAsync(
+        var rows = await connections.QueryAsync(
             """
             INSERT INTO cluster_roles (role, owner, owner_instance, expires_at) VALUES (@r, @id, @i, now() + @ttl)
             ON CONFLICT (role) DO UPDATE SET owner = excluded.owner, owner_instance = excluded.owner_instance, expires_at = excluded.expires_at
@@ -219,17 +215,17 @@ public sealed partial class PostgresCoordinationStore
         return rows.Count == 1;
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.GetSettingAsync"/>
     public async Task<string?> GetSettingAsync(string name, CancellationToken cancellationToken)
     {
-        var list = await QueryAsync("SELECT value FROM cluster_settings WHERE name = @n;", reader => reader.GetString(0), cancellationToken, ("@n", name))
-            .ConfigureAwait(false);
+        var list = await connections.QueryAsync("SELECT value FROM cluster_settings WHERE name = @n;", reader => reader.GetString(0), cancellationToken,
+            ("@n", name)).ConfigureAwait(false);
         return list.Count == 0 ? null : list[0];
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.SetSettingAsync"/>
     public Task SetSettingAsync(string name, string value, CancellationToken cancellationToken) =>
-        ExecuteAsync("INSERT INTO cluster_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value;",
+        connections.ExecuteAsync("INSERT INTO cluster_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value;",
             cancellationToken, ("@n", name), ("@v", value));
 
     /// <summary>A candidate as the shared quarantine rule takes it (times in unix milliseconds).</summary>

@@ -1,23 +1,82 @@
 using System.Globalization;
+using System.Net;
 using MeshNet.Coordination.Storage;
 using Npgsql;
+using static MeshNet.Coordination.PostgreSql.PostgresCommands;
 
 namespace MeshNet.Coordination.PostgreSql;
 
-public sealed partial class PostgresCoordinationStore
+/// <summary>
+/// The nodes of every tailnet on PostgreSQL: lookups, and the fenced writes that register a node
+/// (counting its auth key's use in the same transaction), rotate or expire its key, update it,
+/// record its live state and delete it. Node keys are unique across the deployment; names and
+/// addresses per tailnet, enforced by the checks and, for racing inserts, by the unique indexes.
+/// </summary>
+/// <remarks>
+/// Thread-safe and stateless but for the shared <see cref="PostgresConnections"/> and
+/// <see cref="PostgresFencing"/>, which it does not own; after the connections are disposed every
+/// call throws <see cref="ObjectDisposedException"/>.
+/// </remarks>
+/// <param name="connections">The store's connections (not owned).</param>
+/// <param name="fencing">The fenced writes (not owned).</param>
+internal sealed class PostgresNodeStore(PostgresConnections connections, PostgresFencing fencing)
 {
+    /// <summary>The columns <see cref="ReadNode"/> reads, in its order.</summary>
+    public const string NodeColumns =
+        "id, tailnet, node_key, name, hostname, ipv4, ipv6, tags, ephemeral, key_expiry, created, last_seen, auth_key_id, user_name, " +
+        "online, endpoints, instance, revision, tags_revision";
+
     private const string NodeKeyConstraint = "nodes_node_key_key";
     private const string NodeNameConstraint = "nodes_tailnet_name_key";
     private const string NodeIPv4Constraint = "nodes_tailnet_ipv4_key";
     private const string NodeIPv6Constraint = "nodes_tailnet_ipv6_key";
 
-    /// <inheritdoc />
-    /// <remarks>
-    /// Inserts of one tailnet are ordered by the fence, but a node key is unique across the
-    /// deployment: an insert racing one of another tailnet for the same key (or any insert the
-    /// checks did not see coming) fails on the unique index and is answered with the outcome
-    /// that names the constraint, as the checks would have.
-    /// </remarks>
+    /// <inheritdoc cref="PostgresCoordinationStore.GetNodeByKeyAsync"/>
+    public async Task<StoredNode?> GetNodeByKeyAsync(ReadOnlyMemory<byte> nodeKey, CancellationToken cancellationToken)
+    {
+        var list = await connections.QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE node_key = @k;", ReadNode, cancellationToken,
+            ("@k", nodeKey.ToArray())).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    /// <inheritdoc cref="PostgresCoordinationStore.GetNodeAsync"/>
+    public async Task<StoredNode?> GetNodeAsync(ulong id, CancellationToken cancellationToken)
+    {
+        var list = await connections.QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE id = @id;", ReadNode, cancellationToken, ("@id", (long)id))
+            .ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    /// <inheritdoc cref="PostgresCoordinationStore.ListNodesAsync"/>
+    public Task<IReadOnlyList<StoredNode>> ListNodesAsync(string tailnet, CancellationToken cancellationToken) =>
+        connections.QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE tailnet = @t ORDER BY id;", ReadNode, cancellationToken, ("@t", tailnet));
+
+    /// <inheritdoc cref="PostgresCoordinationStore.CountNodesAsync"/>
+    public async Task<long> CountNodesAsync(CancellationToken cancellationToken)
+    {
+        var list = await connections.QueryAsync("SELECT COUNT(*) FROM nodes;", reader => reader.GetInt64(0), cancellationToken).ConfigureAwait(false);
+        return list[0];
+    }
+
+    /// <inheritdoc cref="PostgresCoordinationStore.ListNamesWithPrefixAsync"/>
+    public Task<IReadOnlyList<string>> ListNamesWithPrefixAsync(string tailnet, string prefix, CancellationToken cancellationToken) =>
+        // Names are [a-z0-9-], all below '~' in the "C" collation of the column: a range scan of the (tailnet, name) index.
+        connections.QueryAsync("SELECT name FROM nodes WHERE tailnet = @t AND name >= @p AND name < @p || '~';", reader => reader.GetString(0),
+            cancellationToken, ("@t", tailnet), ("@p", prefix));
+
+    /// <inheritdoc cref="PostgresCoordinationStore.ListEphemeralNodesIdleSinceAsync"/>
+    public Task<IReadOnlyList<StoredNode>> ListEphemeralNodesIdleSinceAsync(DateTimeOffset cutoff, int limit, CancellationToken cancellationToken) =>
+        connections.QueryAsync(
+            $"SELECT {NodeColumns} FROM nodes WHERE ephemeral AND NOT online AND COALESCE(last_seen, created) < @c ORDER BY COALESCE(last_seen, created) LIMIT @l;",
+            ReadNode, cancellationToken, ("@c", Stamp(cutoff)), ("@l", limit));
+
+    /// <inheritdoc cref="PostgresCoordinationStore.ListNodesWithKeyExpiryAsync"/>
+    public Task<IReadOnlyList<StoredNode>> ListNodesWithKeyExpiryAsync(DateTimeOffset after, DateTimeOffset upTo, int limit,
+        CancellationToken cancellationToken) =>
+        connections.QueryAsync($"SELECT {NodeColumns} FROM nodes WHERE key_expiry > @a AND key_expiry <= @u ORDER BY key_expiry LIMIT @l;",
+            ReadNode, cancellationToken, ("@a", Stamp(after)), ("@u", Stamp(upTo)), ("@l", limit));
+
+    /// <inheritdoc cref="PostgresCoordinationStore.InsertNodeAsync"/>
     public Task<FencedResult<NodeInsertResult>> InsertNodeAsync(TailnetFence fence, StoredNode node, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(node);
@@ -25,7 +84,7 @@ public sealed partial class PostgresCoordinationStore
         {
             throw new ArgumentException("The node's tailnet must be the fence's.", nameof(node));
         }
-        return FencedAsync(fence, ChangeKinds.NodeAdded, async (connection, transaction, revision) =>
+        return fencing.WriteAsync(fence, ChangeKinds.NodeAdded, async (connection, transaction, revision) =>
         {
             var taken = await QueryAsync(connection, transaction,
                 """
@@ -91,13 +150,13 @@ public sealed partial class PostgresCoordinationStore
             : null;
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.UpdateNodeKeyAsync"/>
     public Task<FencedResult<NodeKeyUpdateOutcome>> UpdateNodeKeyAsync(TailnetFence fence, ulong id, ReadOnlyMemory<byte> expectedOldKey,
         ReadOnlyMemory<byte> newKey, DateTimeOffset keyExpiry, string? authKeyId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var newKeyBytes = newKey.ToArray();
         var oldKeyBytes = expectedOldKey.ToArray();
-        return FencedAsync(fence, ChangeKinds.NodeKeyRotated, async (connection, transaction, revision) =>
+        return fencing.WriteAsync(fence, ChangeKinds.NodeKeyRotated, async (connection, transaction, revision) =>
         {
             if (await ScalarAsync(connection, transaction, "SELECT 1 FROM nodes WHERE node_key = @k;", cancellationToken, ("@k", newKeyBytes))
                 .ConfigureAwait(false) is not null)
@@ -129,23 +188,23 @@ public sealed partial class PostgresCoordinationStore
         }, cancellationToken, missingTailnet: NodeKeyUpdateOutcome.NodeMissing);
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.SetKeyExpiryAsync"/>
     public Task<FencedResult<bool>> SetKeyExpiryAsync(TailnetFence fence, ulong id, DateTimeOffset keyExpiry, CancellationToken cancellationToken) =>
-        FencedAsync(fence, ChangeKinds.NodeKeyExpiry, async (connection, transaction, revision) =>
+        fencing.WriteAsync(fence, ChangeKinds.NodeKeyExpiry, async (connection, transaction, revision) =>
         {
             bool updated = await ExecuteAsync(connection, transaction, "UPDATE nodes SET key_expiry = @v, revision = @r WHERE id = @id AND tailnet = @t;",
                 cancellationToken, ("@v", Stamp(keyExpiry)), ("@r", (long)revision), ("@id", (long)id), ("@t", fence.Tailnet)).ConfigureAwait(false) == 1;
             return new WriteStep<bool>(updated, updated, id);
         }, cancellationToken);
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.UpdateNodeAsync"/>
     public Task<FencedResult<bool>> UpdateNodeAsync(TailnetFence fence, ulong id, string hostname, IReadOnlyList<string> tags,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(hostname);
         ArgumentNullException.ThrowIfNull(tags);
         var tagArray = tags.ToArray();
-        return FencedAsync(fence, ChangeKinds.NodeUpdated, async (connection, transaction, revision) =>
+        return fencing.WriteAsync(fence, ChangeKinds.NodeUpdated, async (connection, transaction, revision) =>
         {
             bool updated = await ExecuteAsync(connection, transaction,
                 """
@@ -157,12 +216,11 @@ public sealed partial class PostgresCoordinationStore
         }, cancellationToken);
     }
 
-    /// <inheritdoc />
-    /// <remarks>One round trip: a batch of one <c>UPDATE</c> per state, applied in order (as the SQLite store applies them).</remarks>
+    /// <inheritdoc cref="PostgresCoordinationStore.UpdateLiveStateAsync"/>
     public Task<FencedResult<int>> UpdateLiveStateAsync(TailnetFence fence, IReadOnlyList<NodeLiveState> states, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(states);
-        return FencedAsync(fence, ChangeKinds.LiveState, async (connection, transaction, revision) =>
+        return fencing.WriteAsync(fence, ChangeKinds.LiveState, async (connection, transaction, revision) =>
         {
             if (states.Count == 0)
             {
@@ -200,14 +258,27 @@ public sealed partial class PostgresCoordinationStore
         }, cancellationToken);
     }
 
-    /// <inheritdoc />
+    /// <inheritdoc cref="PostgresCoordinationStore.DeleteNodeAsync"/>
     public Task<FencedResult<bool>> DeleteNodeAsync(TailnetFence fence, ulong id, CancellationToken cancellationToken) =>
-        FencedAsync(fence, ChangeKinds.NodeRemoved, async (connection, transaction, revision) =>
+        fencing.WriteAsync(fence, ChangeKinds.NodeRemoved, async (connection, transaction, revision) =>
         {
             bool deleted = await ExecuteAsync(connection, transaction, "DELETE FROM nodes WHERE id = @id AND tailnet = @t;", cancellationToken,
                 ("@id", (long)id), ("@t", fence.Tailnet)).ConfigureAwait(false) == 1;
             return new WriteStep<bool>(deleted, deleted, id);
         }, cancellationToken);
+
+    /// <summary>A node row of <see cref="NodeColumns"/>.</summary>
+    public static StoredNode ReadNode(NpgsqlDataReader reader) =>
+        new((ulong)reader.GetInt64(0), reader.GetString(1), reader.GetFieldValue<byte[]>(2), reader.GetString(3), reader.GetString(4),
+            reader.GetFieldValue<IPAddress>(5), reader.GetFieldValue<IPAddress>(6), reader.GetFieldValue<string[]>(7), reader.GetBoolean(8),
+            ReadStamp(reader, 9), ReadStamp(reader, 10), ReadStampOrNull(reader, 11), ReadStringOrNull(reader, 12), reader.GetString(13))
+        {
+            Online = reader.GetBoolean(14),
+            Endpoints = reader.GetFieldValue<string[]>(15),
+            Instance = reader.GetString(16),
+            Revision = (ulong)reader.GetInt64(17),
+            TagsRevision = (ulong)reader.GetInt64(18),
+        };
 
     /// <summary>Counts one use of an auth key of the tailnet when it is usable at <paramref name="at"/>; false (nothing counted) otherwise.</summary>
     private static async Task<bool> CountAuthKeyUseAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string authKeyId, string tailnet,
