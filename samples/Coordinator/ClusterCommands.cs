@@ -46,7 +46,7 @@ internal static class ClusterCommands
                     headers);
                 foreach (var move in drained.Moved)
                 {
-                    Console.WriteLine($"Moved a tailnet from {move.FromServer} to {move.ToServer} (epoch {move.Epoch}, {move.StreamsRedirected} streams)");
+                    Console.WriteLine($"Moved tailnet {move.Tailnet} from {move.FromServer} to {move.ToServer} (epoch {move.Epoch}, {move.StreamsRedirected} streams)");
                 }
                 foreach (var failure in drained.Failed)
                 {

@@ -66,7 +66,7 @@ public sealed class RollingRestartTests(PostgresFixture postgres, ITestOutputHel
                 }
                 report.Add(string.Create(CultureInfo.InvariantCulture,
                     $"{server.ServerId}: drained in {drainTime.TotalMilliseconds:0} ms ({drained.Moved.Count} tailnets: " +
-                    $"{string.Join(", ", drained.Moved.Select(move => $"to {move.ToServer} frozen {move.Frozen.ToTimeSpan().TotalMilliseconds:0} ms"))}), " +
+                    $"{string.Join(", ", drained.Moved.Select(move => $"{move.Tailnet} to {move.ToServer} frozen {move.Frozen.ToTimeSpan().TotalMilliseconds:0} ms"))}), " +
                     $"restarted in {(DateTime.UtcNow - started - drainTime).TotalMilliseconds:0} ms"));
             }
             await stopWriting.CancelAsync();

@@ -132,5 +132,6 @@ internal sealed class ClusterOperations
         Epoch = result.Epoch,
         Frozen = Duration.FromTimeSpan(result.Frozen),
         StreamsRedirected = (uint)result.StreamsRedirected,
+        Tailnet = result.Tailnet,
     };
 }
