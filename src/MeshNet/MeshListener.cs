@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Runtime.ExceptionServices;
+using MeshNet.DataPlane;
 using MeshNet.Diagnostics;
 using MeshNet.Userspace.Stack;
 using Microsoft.Extensions.Logging;
@@ -22,14 +23,16 @@ namespace MeshNet;
 public sealed class MeshListener : IAsyncDisposable
 {
     private readonly MeshNode _node;
+    private readonly NodeSockets _sockets;
     private readonly TcpListener[] _listeners;
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<TcpConnection> _ready = new();
     private int _disposed;
 
-    internal MeshListener(MeshNode node, TcpListener[] listeners, ILogger logger)
+    internal MeshListener(MeshNode node, NodeSockets sockets, TcpListener[] listeners, ILogger logger)
     {
         _node = node;
+        _sockets = sockets;
         _listeners = listeners;
         _logger = logger;
         Port = listeners[0].LocalEndPoint.Port;
@@ -139,7 +142,7 @@ public sealed class MeshListener : IAsyncDisposable
             listener.Dispose();
         }
         DrainReady();
-        _node.OnListenerClosed(this);
+        _sockets.OnListenerClosed(this);
         return ValueTask.CompletedTask;
     }
 

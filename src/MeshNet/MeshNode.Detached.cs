@@ -14,13 +14,13 @@ public sealed partial class MeshNode
     internal static async Task<MeshNode> StartWithoutControlAsync(MeshNodeOptions options, MeshNodeIdentity identity,
         NetmapSnapshot netmap, string tailnet, CancellationToken cancellationToken = default)
     {
-        var node = new MeshNode(options.Snapshot()) { _identity = identity };
+        var node = new MeshNode(options.Snapshot());
+        node._registration.TakeIdentity(identity);
         try
         {
             node._dataPlane = await NodeDataPlane.StartDeviceAsync(identity.PrivateKey, options.BindAddress, options.ListenPort,
                 options.TimeProvider, options.LoggerFactory, node._logger, cancellationToken).ConfigureAwait(false);
-            node._registeredSelf = netmap.Self;
-            node._tailnet = tailnet;
+            node._registration.Adopt(netmap.Self, tailnet);
             node._addresses = NameResolver.OrderedAddresses(netmap.Self);
             node._dataPlane.StartStack(node._addresses, node._options.Tcp);
             node.OnNetmap(netmap);

@@ -1,16 +1,12 @@
 using System.Net;
-using System.Net.Sockets;
 using MeshNet.Netmap;
 using MeshNet.Userspace.Stack;
-using TcpListener = MeshNet.Userspace.Stack.TcpListener;
 
 namespace MeshNet;
 
 /// <summary>Listening, dialing and UDP on the tailnet.</summary>
 public sealed partial class MeshNode
 {
-    private const int ListenBacklog = 128;
-
     /// <summary>
     /// Listens for TCP connections on <paramref name="port"/> of this node's tailnet addresses
     /// (every family the node has).
@@ -29,42 +25,14 @@ public sealed partial class MeshNode
         {
             return ValueTask.FromCanceled<MeshListener>(cancellationToken);
         }
-        var stack = Stack;
-        var wildcards = Wildcards(stack);
-        // With port 0 the first family picks the port; if the other family has it taken, try again.
-        for (int attempt = 0; ; attempt++)
+        var meshListener = _sockets.Listen(port);
+        if (Volatile.Read(ref _disposed) != 0)
         {
-            var listeners = new List<TcpListener>(wildcards.Length);
-            try
-            {
-                foreach (var any in wildcards)
-                {
-                    int chosen = listeners.Count == 0 ? port : listeners[0].LocalEndPoint.Port;
-                    listeners.Add(stack.ListenTcp(new IPEndPoint(any, chosen), ListenBacklog));
-                }
-            }
-            catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
-            {
-                foreach (var listener in listeners)
-                {
-                    listener.Dispose();
-                }
-                if (port == 0 && listeners.Count > 0 && attempt < 16)
-                {
-                    continue;
-                }
-                throw new MeshException(MeshErrorCode.AddressInUse, $"TCP port {port} is already in use on this node.", e);
-            }
-            var meshListener = new MeshListener(this, [.. listeners], _logger);
-            _listeners[meshListener] = 0;
-            if (Volatile.Read(ref _disposed) != 0)
-            {
-                // Raced with DisposeAsync, which may not have seen it.
-                _ = meshListener.DisposeAsync();
-                ThrowIfDisposed();
-            }
-            return ValueTask.FromResult(meshListener);
+            // Raced with DisposeAsync, which may not have seen it.
+            _ = meshListener.DisposeAsync();
+            ThrowIfDisposed();
         }
+        return ValueTask.FromResult(meshListener);
     }
 
     /// <summary>
@@ -95,7 +63,7 @@ public sealed partial class MeshNode
         var map = _netmap!;
         var node = NameResolver.Resolve(map, host, out var literal) ?? throw PeerNotFound(map, host);
         var address = NameResolver.SelectAddress(node, literal);
-        return await DialNodeAsync(map, node, address, port, host, cancellationToken).ConfigureAwait(false);
+        return await _sockets.DialAsync(map, node, address, port, host, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Opens a TCP connection to a tailnet address and port (see <see cref="DialAsync(string, int, CancellationToken)"/>).</summary>
@@ -109,53 +77,7 @@ public sealed partial class MeshNode
         var map = _netmap!;
         var address = remoteEndPoint.Address.IsIPv4MappedToIPv6 ? remoteEndPoint.Address.MapToIPv4() : remoteEndPoint.Address;
         var node = map.FindByAddress(address) ?? throw PeerNotFound(map, address.ToString());
-        return await DialNodeAsync(map, node, address, remoteEndPoint.Port, address.ToString(), cancellationToken).ConfigureAwait(false);
-    }
-
-    private async ValueTask<MeshConnection> DialNodeAsync(NetmapSnapshot map, NetmapNode node, IPAddress? address, int port, string host,
-        CancellationToken cancellationToken)
-    {
-        if (node.Id == map.Self.Id)
-        {
-            throw new MeshException(MeshErrorCode.HostUnreachable, $"'{host}' is this node itself; a node cannot dial its own addresses.");
-        }
-        if (address is null)
-        {
-            throw new MeshException(MeshErrorCode.HostUnreachable, $"Node '{node.Name}' has no tailnet address.");
-        }
-        var stack = Stack;
-        if (!stack.Addresses.Any(a => a.AddressFamily == address.AddressFamily))
-        {
-            throw new MeshException(MeshErrorCode.HostUnreachable, $"This node has no {(address.AddressFamily == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address to reach {address} from.");
-        }
-        if (node.Key is null || node.IsExpired(_time.GetUtcNow()))
-        {
-            throw new MeshException(MeshErrorCode.HostUnreachable, $"Node '{node.Name}' cannot be reached: its key has expired (or is invalid).");
-        }
-        var remote = new IPEndPoint(address, port);
-        TcpConnection tcp;
-        try
-        {
-            tcp = await stack.ConnectTcpAsync(remote, cancellationToken).ConfigureAwait(false);
-        }
-        catch (SocketException e)
-        {
-            var code = e.SocketErrorCode switch
-            {
-                SocketError.ConnectionRefused => MeshErrorCode.ConnectionRefused,
-                SocketError.TimedOut => MeshErrorCode.TimedOut,
-                SocketError.ConnectionReset => MeshErrorCode.ConnectionReset,
-                SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.HostDown => MeshErrorCode.HostUnreachable,
-                SocketError.AccessDenied => MeshErrorCode.PolicyDenied,
-                _ => MeshErrorCode.InternalError,
-            };
-            if (code == MeshErrorCode.PolicyDenied)
-            {
-                throw new MeshException(code, $"Connecting to {node.Name} ({remote}) failed: the tailnet policy does not allow this node to connect to {node.Name} port {port}.", e);
-            }
-            throw new MeshException(code, $"Connecting to {node.Name} ({remote}) failed: {Describe(e.SocketErrorCode)}.", e);
-        }
-        return new MeshConnection(tcp, MeshPeerIdentity.From(map, node));
+        return await _sockets.DialAsync(map, node, address, remoteEndPoint.Port, address.ToString(), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -176,39 +98,6 @@ public sealed partial class MeshNode
         {
             return ValueTask.FromCanceled<UdpSocket>(cancellationToken);
         }
-        var stack = Stack;
-        var any = stack.Addresses.Any(a => a.AddressFamily == AddressFamily.InterNetworkV6) ? IPAddress.IPv6Any : IPAddress.Any;
-        try
-        {
-            return ValueTask.FromResult(stack.BindUdp(new IPEndPoint(any, port)));
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
-        {
-            throw new MeshException(MeshErrorCode.AddressInUse, $"UDP port {port} is already in use on this node.", e);
-        }
+        return ValueTask.FromResult(_sockets.BindUdp(port));
     }
-
-    /// <summary>The wildcard address of each family the node has an address of, IPv4 first.</summary>
-    private static IPAddress[] Wildcards(IpStack stack)
-    {
-        bool v4 = stack.Addresses.Any(a => a.AddressFamily == AddressFamily.InterNetwork);
-        bool v6 = stack.Addresses.Any(a => a.AddressFamily == AddressFamily.InterNetworkV6);
-        return (v4, v6) switch
-        {
-            (true, true) => [IPAddress.Any, IPAddress.IPv6Any],
-            (true, false) => [IPAddress.Any],
-            _ => [IPAddress.IPv6Any],
-        };
-    }
-
-    private static string Describe(SocketError error) => error switch
-    {
-        SocketError.ConnectionRefused => "the connection was refused (nothing listens on that port)",
-        SocketError.TimedOut => "no answer in time",
-        SocketError.ConnectionReset => "the connection was reset",
-        SocketError.HostUnreachable or SocketError.HostDown => "the host is unreachable",
-        SocketError.NetworkUnreachable => "the network is unreachable",
-        SocketError.TooManyOpenSockets => "too many connections are open",
-        _ => error.ToString(),
-    };
 }

@@ -1,14 +1,12 @@
-using System.Net;
-using Google.Protobuf;
 using Grpc.Core;
 using MeshNet.Control;
-using MeshNet.Control.V1;
 using MeshNet.DataPlane;
 using MeshNet.Diagnostics;
+using MeshNet.Netmap;
 
 namespace MeshNet;
 
-/// <summary>Starting: identity, WireGuard device, registration, stack, netmap.</summary>
+/// <summary>Starting: identity, WireGuard device, registration (or the netmap cache), stack, netmap.</summary>
 public sealed partial class MeshNode
 {
     /// <summary>
@@ -75,63 +73,32 @@ public sealed partial class MeshNode
             : new CancellationTokenSource(timeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var token = linked.Token;
-        ControlFailure? lastFailure = null;
         string? cacheNotUsed = null;
         try
         {
             MeshLog.NodeStarting(_logger, _controlUrl, _hostname);
-            await LoadIdentityAsync(token).ConfigureAwait(false);
-            (var cache, cacheNotUsed) = await LoadNetmapCacheAsync(token).ConfigureAwait(false);
+            await _registration.LoadIdentityAsync(token).ConfigureAwait(false);
+            (var cache, cacheNotUsed) = await _cache.LoadAsync(token).ConfigureAwait(false);
             await StartDeviceAsync(token).ConfigureAwait(false);
-            _control = new ControlClient([_controlUrl, .. _options.ControlUrls], _options.ConfigureControlHandler, _options.LoggerFactory)
-            {
-                Tailnet = _identity!.Tailnet,
-            };
+            _registration.OpenControl();
             if (cache is not null)
             {
                 StartFromCache(cache, started);
                 return;
             }
 
-            RegisterResponse registration;
-            for (int failures = 0; ; failures = Math.Min(failures + 1, 62))
-            {
-                try
-                {
-                    registration = await RegisterAsync(token).ConfigureAwait(false);
-                    break;
-                }
-                catch (Exception e) when (!token.IsCancellationRequested)
-                {
-                    var failure = ControlFailure.Classify(e, "Registration", _control.Url);
-                    if (!failure.Transient)
-                    {
-                        throw failure.ToException();
-                    }
-                    lastFailure = failure;
-                    var delay = RetryDelay(_control.Route(e), failures);
-                    MeshLog.StartRetry(_logger, failure.Code, failure.Message, delay);
-                    await Task.Delay(delay, _time, token).ConfigureAwait(false);
-                }
-            }
-            await ApplyRegistrationAsync(registration, keepAddresses: false, token).ConfigureAwait(false);
+            var registration = await _session.RegisterAsync(token).ConfigureAwait(false);
+            _addresses = await _registration.ApplyAsync(registration, inBackground: false, token).ConfigureAwait(false);
             _dataPlane!.StartStack(_addresses, _options.Tcp);
-            StartControlLoops();
-            try
-            {
-                await _mapLoop!.FirstNetmap.WaitAsync(token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (token.IsCancellationRequested)
-            {
-                lastFailure = _mapLoop!.LastFailure ?? lastFailure;
-                throw;
-            }
-            MeshLog.NodeStarted(_logger, Name, string.Join(", ", _addresses), _dataPlane!.Device.ListenPort, _netmap!.Peers.Count,
+            _session.Start(_dataPlane.Device.ListenPort);
+            await _session.FirstNetmapAsync(token).ConfigureAwait(false);
+            MeshLog.NodeStarted(_logger, Name, string.Join(", ", _addresses), _dataPlane.Device.ListenPort, _netmap!.Peers.Count,
                 (long)_time.GetElapsedTime(started).TotalMilliseconds);
         }
         catch (Exception e) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested
             && e is OperationCanceledException or RpcException)
         {
+            var lastFailure = _session.StartFailure;
             string last = lastFailure is null ? "" : $" Last error: {lastFailure.Message}";
             string cacheNote = cacheNotUsed is null ? "" : $" The netmap cache was not used: {cacheNotUsed}.";
             throw new MeshException(MeshErrorCode.ControlUnreachable,
@@ -147,73 +114,65 @@ public sealed partial class MeshNode
         }
     }
 
-    private async Task LoadIdentityAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the data plane from the cache without any call to the coordination service: the
+    /// stack with the saved addresses, the cached peers, rules and names; then a handshake to
+    /// every peer that was online, so that peers still holding a session from the previous run
+    /// switch to a new one at once. Registration and the map stream follow in the background.
+    /// </summary>
+    private void StartFromCache(MeshCachedNetmap cache, long started)
     {
-        var store = _options.StateStore;
-        if (store is null)
+        var snapshot = cache.ToSnapshot();
+        var identity = _registration.Identity;
+        _registration.Adopt(snapshot.Self, cache.Tailnet);
+        _addresses = identity.Addresses.Count > 0 ? [.. identity.Addresses] : NameResolver.OrderedAddresses(snapshot.Self);
+        _dataPlane!.StartStack(_addresses, _options.Tcp);
+        _cache.UseCached(cache);
+        PublishNetmap(snapshot);
+        var device = _dataPlane.Device;
+        var applied = _dataPlane.Peers!.Applied;
+        foreach (var peer in snapshot.Peers.Values)
         {
-            _ownedStore = new InMemoryStateStore();
-            store = _options.StateStore = _ownedStore;
+            if (peer.Online && peer.Key is not null && applied.ContainsKey(peer.Key))
+            {
+                device.InitiateHandshake(peer.Key);
+            }
         }
-        _identity = await store.LoadAsync(cancellationToken).ConfigureAwait(false);
-        if (_identity is null)
-        {
-            _identity = MeshNodeIdentity.Generate();
-            // Saved before the service hears of the key: a node that registers and then crashes
-            // comes back as the same node instead of orphaning a registration.
-            await store.SaveAsync(_identity, cancellationToken).ConfigureAwait(false);
-            MeshLog.IdentityCreated(_logger, _identity.PublicKey.ToShortString());
-            return;
-        }
-        MeshLog.IdentityLoaded(_logger, _identity.PublicKey.ToShortString(), _identity.NodeId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unregistered");
-        if (_identity.IsRegistered && !UrlEquals(_identity.ControlUrl!, _controlUrl) && !_options.ControlUrls.Any(url => UrlEquals(_identity.ControlUrl!, url)))
-        {
-            MeshLog.ControlUrlChanged(_logger, _identity.ControlUrl, _controlUrl);
-            _identity.NodeId = null;
-            _identity.Tailnet = null;
-            _identity.Addresses = [];
-            _identity.ControlUrl = null;
-        }
-    }
-
-    private void StartControlLoops()
-    {
-        var bind = _options.BindAddress;
-        ushort port = _dataPlane!.Device.ListenPort;
-        var initial = _options.AdvertisedEndpoints ?? LocalEndpoints.Discover(bind, port);
-        Func<IReadOnlyList<IPEndPoint>>? discover = _options.AdvertisedEndpoints is null ? () => LocalEndpoints.Discover(bind, port) : null;
-        // The node key is read at each use: a key rotation replaces it.
-        _endpoints = new EndpointReporter(_control!, initial, discover, () => _identity!.PublicKey.AsSpan().ToArray(), _backoff,
-            _options.EndpointRefreshInterval, _time, _logger);
-        _mapLoop = new MapStreamLoop(_control!, () =>
-        {
-            var request = new MapRequest { NodeKey = ByteString.CopyFrom(_identity!.PublicKey.AsSpan()), Instance = _instance };
-            request.Endpoints.Add(LocalEndpoints.Format(_endpoints.Current));
-            return request;
-        }, OnNetmap, RecoverAsync, _backoff, _options.ControlKeepAliveTimeout, _time, _logger);
-        var stop = _stopping.Token;
-        _mapTask = _mapLoop.RunAsync(stop);
-        _endpointTask = _endpoints.RunAsync(stop);
+        MeshLog.StartedFromCache(_logger, snapshot.Self.Name, cache.ReceivedAt, snapshot.Peers.Count, (long)_time.GetElapsedTime(started).TotalMilliseconds);
+        _session.ConnectInBackground(device.ListenPort);
     }
 
     /// <summary>
-    /// The wait before another control attempt: the service's retry time plus jitter when it gave
-    /// one (nobody serves the tailnet right now), a short jitter when the next server is untried,
-    /// else the backoff.
+    /// Binds the WireGuard socket: the configured port, or (port 0) the port of the previous run
+    /// when it is free, so that peers holding the old endpoint reach the node; then remembers the
+    /// port in the identity.
     /// </summary>
-    private TimeSpan RetryDelay(ControlRoute route, int failures)
+    private async Task StartDeviceAsync(CancellationToken cancellationToken)
     {
-        if (route.RetryAfter > TimeSpan.Zero)
+        var identity = _registration.Identity;
+        int previous = identity.ListenPort;
+        if (_options.ListenPort == 0 && previous != 0)
         {
-            return route.RetryAfter + _backoff.Jitter(route.RetryAfter / 2);
+            try
+            {
+                _dataPlane = await NodeDataPlane.StartDeviceAsync(identity.PrivateKey, _options.BindAddress, previous, _time,
+                    _options.LoggerFactory, _logger, cancellationToken).ConfigureAwait(false);
+            }
+            catch (MeshException e) when (e.ErrorCode is MeshErrorCode.AddressInUse or MeshErrorCode.InvalidConfiguration)
+            {
+                _dataPlane = null;
+            }
         }
-        if (route.Kind == ControlRouteKind.Rotated && failures < _control!.Servers.Count)
+        _dataPlane ??= await NodeDataPlane.StartDeviceAsync(identity.PrivateKey, _options.BindAddress, _options.ListenPort, _time,
+            _options.LoggerFactory, _logger, cancellationToken).ConfigureAwait(false);
+        int bound = _dataPlane.Device.ListenPort;
+        if (_options.ListenPort == 0 && previous != 0 && bound != previous)
         {
-            return _backoff.Jitter(TimeSpan.FromMilliseconds(100));
+            MeshLog.PreviousPortTaken(_logger, previous, bound);
         }
-        return _backoff.Next(failures);
+        if (bound != previous)
+        {
+            await _registration.RememberListenPortAsync(bound, cancellationToken).ConfigureAwait(false);
+        }
     }
-
-    private static bool UrlEquals(Uri a, Uri b) => Uri.Compare(a, b, UriComponents.SchemeAndServer | UriComponents.Path,
-        UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
 }

@@ -1,9 +1,11 @@
+using MeshNet.Control;
+using MeshNet.State;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.WireGuard;
 
 namespace MeshNet;
 
-/// <summary>Status.</summary>
+/// <summary>Status and health warnings.</summary>
 public sealed partial class MeshNode
 {
     /// <summary>
@@ -48,19 +50,19 @@ public sealed partial class MeshNode
                 LastSeen = peer.LastSeen,
             });
         }
-        var failure = _mapLoop?.LastFailure ?? _connectFailure;
-        bool connected = _mapLoop?.Connected ?? false;
-        var netmapAge = now - new DateTimeOffset(Interlocked.Read(ref _netmapReceivedTicks), TimeSpan.Zero);
+        var failure = _session.LastFailure;
+        bool connected = _session.Connected;
+        var netmapAge = now - _cache.ReceivedAt;
         var filter = _dataPlane.Filter;
         return new MeshNodeStatus
         {
             Self = MeshPeerIdentity.From(map, map.Self),
-            Tailnet = _tailnet,
+            Tailnet = _registration.Tailnet,
             ListenPort = device.ListenPort,
-            Endpoints = [.. _endpoints?.Current ?? []],
+            Endpoints = [.. _session.Endpoints],
             KeyExpiry = map.Self.KeyExpiry,
             ControlConnected = connected,
-            NetmapSource = _onCachedNetmap ? MeshNetmapSource.Cached : MeshNetmapSource.Live,
+            NetmapSource = _cache.OnCachedNetmap ? MeshNetmapSource.Cached : MeshNetmapSource.Live,
             NetmapAge = netmapAge < TimeSpan.Zero ? TimeSpan.Zero : netmapAge,
             HealthWarnings = HealthWarnings(connected, failure, netmapAge),
             LastControlError = failure?.Code,
@@ -74,5 +76,27 @@ public sealed partial class MeshNode
             TrackedFlowsEvicted = filter.Tracker.Evictions,
             Peers = peers,
         };
+    }
+
+    /// <summary>The health warnings of <see cref="GetStatus"/>.</summary>
+    private List<string> HealthWarnings(bool connected, ControlFailure? failure, TimeSpan netmapAge)
+    {
+        var warnings = new List<string>();
+        if (_cache.OnCachedNetmap)
+        {
+            string control = failure is null
+                ? "the coordination service has not been reached yet"
+                : $"the coordination service is unreachable: {failure.Message}";
+            warnings.Add($"running on a cached netmap received {NodeNetmapCache.FormatAge(netmapAge)} ago; {control}");
+        }
+        else if (!connected && failure is not null)
+        {
+            warnings.Add($"not connected to the coordination service (the netmap in use may be out of date): {failure.Message}");
+        }
+        if (_cache.WriteError is { } error)
+        {
+            warnings.Add($"the netmap cache could not be written: {error}");
+        }
+        return warnings;
     }
 }

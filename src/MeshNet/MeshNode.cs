@@ -1,9 +1,9 @@
-using System.Collections.Concurrent;
 using System.Net;
 using MeshNet.Control;
 using MeshNet.DataPlane;
 using MeshNet.Diagnostics;
 using MeshNet.Netmap;
+using MeshNet.State;
 using MeshNet.Userspace.Crypto;
 using MeshNet.Userspace.Stack;
 using Microsoft.Extensions.Logging;
@@ -37,38 +37,17 @@ public sealed partial class MeshNode : IAsyncDisposable
     private readonly MeshNodeOptions _options;
     private readonly Uri _controlUrl;
     private readonly string _hostname;
-    private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly ReconnectBackoff _backoff;
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<MeshListener, byte> _listeners = new();
-    private readonly List<ControlSigner> _retiredSigners = [];
-    private readonly SemaphoreSlim _rotation = new(1, 1);
+    private readonly NodeRegistration _registration; // identity, keys, control connection, the node's record and tailnet
+    private readonly NodeControlSession _session; // registering with retries, the map stream, endpoint reports
+    private readonly NodeNetmapCache _cache; // the netmap store, and where the netmap in use came from
+    private readonly NodeSockets _sockets; // listening, dialing, UDP; the open listeners
 
-    // This run's id, sent with every map stream: peers that see it change know the node
-    // restarted (and lost its WireGuard sessions), even when its key and port are the same.
-    private readonly string _instance = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
-
-    // Set while starting, then read-only, except: the identity and signer, which a key rotation
-    // replaces (on the start path, or later on the map loop's task); and on a start from the
-    // netmap cache, the control side (registration, _mapLoop, _endpoints and their tasks), which
-    // the background connect sets once registered. GetStatus reads _mapLoop and _endpoints from
-    // any thread, hence volatile.
-    private volatile MeshNodeIdentity? _identity;
-    private ControlClient? _control;
-    private volatile ControlSigner? _signer;
-    private volatile byte[] _serverKey = [];
+    // _dataPlane and _addresses are set while starting, then read-only. _netmap is replaced by
+    // every netmap (on the start path, then on the map loop's task) and read from any thread.
     private NodeDataPlane? _dataPlane;
-    private volatile MapStreamLoop? _mapLoop;
-    private volatile EndpointReporter? _endpoints;
-    private Task _mapTask = Task.CompletedTask;
-    private Task _endpointTask = Task.CompletedTask;
-    private string _tailnet = "";
-    private NetmapNode? _registeredSelf;
     private IReadOnlyList<IPAddress> _addresses = [];
-    private InMemoryStateStore? _ownedStore;
-
     private volatile NetmapSnapshot? _netmap;
     private int _disposed;
     private Task? _disposeTask;
@@ -78,10 +57,14 @@ public sealed partial class MeshNode : IAsyncDisposable
         _options = options;
         _controlUrl = options.ControlUrl!;
         _hostname = options.Hostname ?? Environment.MachineName;
-        _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
-        _logger = _loggerFactory.CreateLogger<MeshNode>();
+        _logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger<MeshNode>();
         _time = options.TimeProvider;
-        _backoff = new ReconnectBackoff(options.ControlReconnectMinDelay, options.ControlReconnectMaxDelay, options.JitterRandom);
+        _registration = new NodeRegistration(options, _hostname, _time, _logger,
+            keyRotated: key => _dataPlane?.Device.SetPrivateKey(key),
+            running: IsRunning);
+        _session = new NodeControlSession(_registration, options, OnNetmap, _time, _logger);
+        _cache = new NodeNetmapCache(options, () => _registration.Identity, _time, _logger);
+        _sockets = new NodeSockets(this, () => Stack, _time, _logger);
     }
 
     /// <summary>This node's tailnet addresses (IPv4 first), fixed for the node's lifetime.</summary>
@@ -97,16 +80,16 @@ public sealed partial class MeshNode : IAsyncDisposable
     public ulong NodeId => Self.Id;
 
     /// <summary>The tailnet this node belongs to.</summary>
-    public string Tailnet => _tailnet;
+    public string Tailnet => _registration.Tailnet;
 
     /// <summary>This node's WireGuard public key (its node key).</summary>
-    public WireGuardPublicKey PublicKey => _identity!.PublicKey;
+    public WireGuardPublicKey PublicKey => _registration.Identity.PublicKey;
 
     /// <summary>The UDP port of the node's WireGuard socket.</summary>
     public int ListenPort => _dataPlane!.Device.ListenPort;
 
     /// <summary>This node's current record: the netmap's once there is one, the registration's before.</summary>
-    private NetmapNode Self => _netmap?.Self ?? _registeredSelf ?? throw new InvalidOperationException("The node has not started.");
+    private NetmapNode Self => _netmap?.Self ?? _registration.Self ?? throw new InvalidOperationException("The node has not started.");
 
     private IpStack Stack
     {
@@ -165,21 +148,14 @@ public sealed partial class MeshNode : IAsyncDisposable
         return NameResolver.OrderedAddresses(node);
     }
 
-    internal void OnListenerClosed(MeshListener listener) => _listeners.TryRemove(listener, out _);
-
     /// <summary>A netmap arrived from the service (on the map loop's task): publish it, reconfigure the peers, remember it in the cache.</summary>
     private void OnNetmap(NetmapSnapshot map)
     {
         var now = _time.GetUtcNow();
-        Interlocked.Exchange(ref _netmapReceivedTicks, now.UtcTicks);
-        if (_onCachedNetmap)
-        {
-            _onCachedNetmap = false;
-            MeshLog.LiveNetmapReplacedCache(_logger, map.Peers.Count);
-        }
+        _cache.OnLiveNetmap(map, now);
         PublishNetmap(map);
-        _control?.Learn(map.ControlUrls); // the deployment's servers, for the next reconnect
-        _cacheWriter?.OnNetmap(map, _tailnet, now); // what the node now runs on
+        _registration.Control?.Learn(map.ControlUrls); // the deployment's servers, for the next reconnect
+        _cache.Save(map, _registration.Tailnet, now); // what the node now runs on
     }
 
     /// <summary>Publishes a netmap (live or cached) and reconfigures the filter and the peers (a diff: unchanged peers are untouched).</summary>
@@ -194,10 +170,13 @@ public sealed partial class MeshNode : IAsyncDisposable
         _dataPlane.Peers!.Apply(map);
     }
 
+    /// <summary>Whether the node runs: its map stream exists, or it has a netmap (a start from the cache registers in the background).</summary>
+    private bool IsRunning() => _session.Started || _netmap is not null;
+
     private MeshException PeerNotFound(NetmapSnapshot map, string host) =>
         new(MeshErrorCode.PeerNotFound, map.Domain.Length == 0
-            ? $"'{host}' is not a node of tailnet {_tailnet}."
-            : $"'{host}' is not a node of tailnet {_tailnet} (names resolve as 'name' or 'name.{map.Domain}').");
+            ? $"'{host}' is not a node of tailnet {_registration.Tailnet}."
+            : $"'{host}' is not a node of tailnet {_registration.Tailnet} (names resolve as 'name' or 'name.{map.Domain}').");
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
@@ -223,26 +202,17 @@ public sealed partial class MeshNode : IAsyncDisposable
 
     private async Task DisposeCoreAsync(TaskCompletionSource done)
     {
-        string name = _netmap?.Self.Name ?? _registeredSelf?.Name ?? "(not started)";
-        bool confirmedLive = !_onCachedNetmap && _mapLoop is { Connected: true };
-        _stopping.Cancel();
-        await Step("control", async () =>
+        string name = _netmap?.Self.Name ?? _registration.Self?.Name ?? "(not started)";
+        bool confirmedLive = !_cache.OnCachedNetmap && _session.Connected;
+        await Step("control", () => _session.DisposeAsync().AsTask()).ConfigureAwait(false);
+        if (_netmap is { } last && confirmedLive)
         {
-            await _connectTask.ConfigureAwait(false); // sets the loops' tasks before it completes
-            await _mapTask.ConfigureAwait(false);
-            await _endpointTask.ConfigureAwait(false);
-        }).ConfigureAwait(false);
-        if (_cacheWriter is { } writer)
-        {
-            if (_netmap is { } last && confirmedLive)
-            {
-                // Confirmed current by the open stream just now: saved with this time, so that the
-                // next start does not judge a quiet tailnet's netmap by its last change.
-                writer.OnNetmap(last, _tailnet, _time.GetUtcNow());
-            }
-            await Step("netmap cache", () => writer.DisposeAsync().AsTask()).ConfigureAwait(false);
+            // Confirmed current by the open stream just now: saved with this time, so that the
+            // next start does not judge a quiet tailnet's netmap by its last change.
+            _cache.Save(last, _registration.Tailnet, _time.GetUtcNow());
         }
-        foreach (var listener in _listeners.Keys)
+        await Step("netmap cache", () => _cache.DisposeAsync().AsTask()).ConfigureAwait(false);
+        foreach (var listener in _sockets.Listeners)
         {
             await Step("listener", () => listener.DisposeAsync().AsTask()).ConfigureAwait(false);
         }
@@ -252,21 +222,9 @@ public sealed partial class MeshNode : IAsyncDisposable
         }
         await Step("control channel", () =>
         {
-            _control?.Dispose();
+            _registration.Dispose(); // the control connection, then the keys
             return Task.CompletedTask;
         }).ConfigureAwait(false);
-        _signer?.Dispose();
-        lock (_retiredSigners)
-        {
-            foreach (var signer in _retiredSigners)
-            {
-                signer.Dispose();
-            }
-        }
-        _identity?.Dispose();
-        _ownedStore?.Dispose();
-        _stopping.Dispose();
-        _rotation.Dispose();
         MeshLog.NodeStopped(_logger, name);
         done.SetResult();
     }
@@ -285,5 +243,5 @@ public sealed partial class MeshNode : IAsyncDisposable
 
     /// <summary>The node's name and addresses.</summary>
     public override string ToString() =>
-        _registeredSelf is null ? "MeshNode(not started)" : $"MeshNode({Fqdn}, {string.Join(", ", _addresses)})";
+        _registration.Self is null ? "MeshNode(not started)" : $"MeshNode({Fqdn}, {string.Join(", ", _addresses)})";
 }
