@@ -42,9 +42,12 @@ public sealed class FailoverTests(PostgresFixture postgres, ITestOutputHelper ou
             failovers.Add(resumed.Max());
             var slowest = fleet.Nodes[resumed.IndexOf(resumed.Max())];
             output.WriteLine($"round {round}: {owner.Server.ServerId} killed; resumed {Percentiles.Summary(resumed)}");
-            resumed.Max().Should().BeLessThanOrEqualTo(ttl + TimeSpan.FromSeconds(2),
-                $"round {round}: every node resumes within TTL + 2 s; the slowest, {slowest.Name}, saw: " +
-                string.Join(" | ", slowest.Failures.Where(f => f.At >= killedAt).Select(f => $"{(f.At - killedAt).TotalMilliseconds:0} ms {f.What}")));
+            string trail = string.Join(" | ", slowest.Failures.Where(f => f.At >= killedAt).Select(f => $"{(f.At - killedAt).TotalMilliseconds:0} ms {f.What}"));
+            if (resumed.Max() > ttl + TimeSpan.FromSeconds(1))
+            {
+                output.WriteLine($"  the slowest, {slowest.Name}, saw: {trail}");
+            }
+            resumed.Max().Should().BeLessThanOrEqualTo(ttl + TimeSpan.FromSeconds(2), $"round {round}: every node resumes within TTL + 2 s; the slowest, {slowest.Name}, saw: {trail}");
             await owner.Server.RestartAsync();
         }
         await stopWriting.CancelAsync();
