@@ -108,6 +108,19 @@ internal sealed class ControlClient : IDisposable
     }
 
     /// <summary>
+    /// The server in use answered (a message on the map stream, or a refusal in its own words):
+    /// it is no longer passed over as unreachable. A mark left from an earlier outage would
+    /// otherwise make every server look down and send the next attempts round to a dead one.
+    /// </summary>
+    public void Heard()
+    {
+        lock (_gate)
+        {
+            _unreachable.Remove(_servers[_current]);
+        }
+    }
+
+    /// <summary>
     /// Records the highest tailnet epoch the node has applied (the map stream calls this), so that a
     /// redirect to a server this client failed to reach is followed only when that server took the
     /// tailnet after the failure (its epoch is newer), not when it names a dead owner's lease.
@@ -145,6 +158,11 @@ internal sealed class ControlClient : IDisposable
         if (failure is RpcException rpc)
         {
             var reason = rpc.Trailers.GetValue(ControlErrors.TrailerKey);
+            if (reason is not null && reason != ControlErrors.StoreUnreachable)
+            {
+                // The server answered in its own words: it is up, whatever was seen of it before.
+                Heard();
+            }
             if (reason == ControlErrors.NotOwner && rpc.Trailers.GetValue(ControlErrors.RedirectTrailer) is { } target &&
                 Uri.TryCreate(target, UriKind.Absolute, out var owner) && IsAcceptable(owner))
             {

@@ -274,6 +274,10 @@ internal sealed class MapStreamLoop
             while (await call.ResponseStream.MoveNext(linked.Token).ConfigureAwait(false))
             {
                 watchdog.CancelAfter(_keepAliveTimeout);
+                if (first)
+                {
+                    _client.Heard();
+                }
                 _heardOnStream = true;
                 _connected = true;
                 Apply(call.ResponseStream.Current, first);

@@ -95,6 +95,35 @@ public sealed class ControlClientRoutingTests
     }
 
     [Fact]
+    public void AServerThatAnswersIsNoLongerPassedOverSoADeadOwnerIsNotTriedAgain()
+    {
+        // First is the dead owner; Second and Owner were down in an earlier outage (their marks
+        // are still fresh) but are back. Once every server is marked, rotation goes round blindly.
+        using var client = new ControlClient([First, Second, Owner], null, null);
+        client.SawEpoch(5);
+        var refused = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.", new HttpRequestException("refused")));
+        client.Route(refused).Next.Should().Be(Second);
+        client.Route(refused).Next.Should().Be(Owner);
+        client.Route(refused).Next.Should().Be(First, "every server is marked: round robin");
+        client.Route(refused).Next.Should().Be(Second);
+
+        // Second answers in its own words (nobody serves the tailnet yet): it is up again, and the
+        // next attempt goes back to it rather than on to the marked Owner and the dead First.
+        var noOwner = client.Route(Failure(StatusCode.Unavailable, ControlErrors.NoOwner, retryAfterMs: "800"));
+        noOwner.Next.Should().Be(Second);
+        noOwner.RetryAfter.Should().Be(TimeSpan.FromMilliseconds(800));
+        var toDead = client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, First.ToString(), epoch: 5));
+        toDead.Kind.Should().Be(ControlRouteKind.Rotated, "the dead owner's lease has not expired yet");
+        toDead.Next.Should().Be(Second);
+
+        // A message on a stream clears the mark too.
+        client.Route(Failure(StatusCode.Unavailable, ControlErrors.NotOwner, Owner.ToString(), epoch: 6)).Kind.Should().Be(ControlRouteKind.Redirected,
+            "a newer epoch: Owner took the tailnet");
+        client.Heard();
+        client.Route(refused).Next.Should().Be(Second, "the server that answered last is preferred over the dead First");
+    }
+
+    [Fact]
     public void OnlyAFailureToReachAServerOrItsWordThatItIsCutOffPassesItOver()
     {
         using var client = new ControlClient([First, Second], null, null);
