@@ -3,7 +3,7 @@ namespace MeshNet.Userspace.Diagnostics;
 /// <summary>
 /// One counter per value of an enum of reasons (why a packet was dropped, say): increments are
 /// atomic, reads lock-free. Shared by the public counter classes of the device and the stack, and
-/// by the packet filter (MeshNet compiles this file in).
+/// by the node's packet filter (MeshNet sees it through InternalsVisibleTo).
 /// </summary>
 /// <typeparam name="TReason">An enum whose values are 0..N-1.</typeparam>
 internal sealed class ReasonCounters<TReason>
